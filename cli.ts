@@ -1,0 +1,543 @@
+#!/usr/bin/env -S deno run -A
+/**
+ * The command line: `model-fine-tuner run <input.jsonl | -> [options]`. This is a runtime edge:
+ * it owns files, the terminal, signals and the environment, through `node:` built-ins that Bun,
+ * Deno and Node all provide. Everything else lives in `src/`.
+ * @module
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import process from "node:process";
+import { Readable } from "node:stream";
+import { parseArgs } from "node:util";
+import pkg from "./package.json" with { type: "json" };
+import { isConfigError } from "./src/errors.ts";
+import { type InputFormat, outputId, parseLine } from "./src/formats.ts";
+import { formatDuration, parseDurationMs } from "./src/duration.ts";
+import { IdSet } from "./src/id_set.ts";
+import { finished, progressLine, RateMeter, summaryLines } from "./src/progress.ts";
+import { createProvider, type ProviderName, PROVIDERS } from "./src/providers/create_provider.ts";
+import { GEMINI_DEFAULT_RATE } from "./src/providers/gemini.ts";
+import { MOCK_DEFAULT_RATE } from "./src/providers/mock.ts";
+import { OPENAI_DEFAULT_RATE } from "./src/providers/openai.ts";
+import type { Provider } from "./src/providers/provider.ts";
+import { runBatch } from "./src/run.ts";
+import { TextLineStream } from "./src/text_line_stream.ts";
+
+const DEFAULT_RATES: Record<ProviderName, number> = {
+  gemini: GEMINI_DEFAULT_RATE,
+  openai: OPENAI_DEFAULT_RATE,
+  mock: MOCK_DEFAULT_RATE,
+};
+
+export const HELP = `model-fine-tuner ${pkg.version}: rate-limited fire-and-forget batch LLM inference
+
+Usage:
+  model-fine-tuner run <input.jsonl | -> [options]
+
+Input lines (JSONL, format detected per line):
+  OpenAI batch  {"custom_id","method","url","body"}
+  Gemini batch  {"key","request":{...GenerateContentRequest}}
+  simple        {"id"?, "prompt" | "messages", "system"?, "model"?, "temperature"?, "max_tokens"?, ...}
+
+Options:
+  --provider NAME        gemini | openai | mock (OpenAI-compatible servers: openai + --base-url)
+  --auto                 pick the provider from the input format, else from which key is set
+                         (also what happens when --provider is not given)
+  --model NAME           model for lines that name none
+  --rate-limit R         requests per second, fractions allowed (0.25 = one every 4 s)
+                         default: gemini 60, openai 100, mock 1000
+  -o, --output FILE      answers, one JSON line each; - for stdout (default: output.jsonl)
+  --errors FILE          failures, re-runnable as input (default: errors.jsonl beside the output)
+  --base-url URL         provider base URL (also OPENAI_BASE_URL, GEMINI_BASE_URL);
+                         OpenAI-compatible servers take it with /v1, e.g. http://127.0.0.1:8000/v1
+  --max-attempts N       attempts per item, the first included (default 3)
+  --timeout DUR          per-request timeout: 90, 30s, 2m, 500ms (default 120s)
+  --resume               skip ids already in the output and append to it
+  --overwrite            replace an existing output file
+  --dry-run              validate the whole input and print the plan; send nothing
+  --max-in-flight N      safety ceiling on open requests (default 2 x rate x timeout + 64)
+  --mock-latency DUR     mock provider answer time (default 20ms)
+  --mock-failure-rate F  mock provider failure fraction, 0..1 (default 0)
+  -q, --quiet            print nothing but errors
+  -h, --help             this text
+  -V, --version          the version
+
+Keys come from the environment only: GEMINI_API_KEY (or GOOGLE_API_KEY), OPENAI_API_KEY.
+Exit codes: 0 all ok · 1 finished, some lines in the errors file · 2 usage, configuration or
+input-file error (nothing sent) · 130 interrupted (resume with --resume).
+`;
+
+/** Where the CLI reads and writes; swapped in tests. */
+export interface CliIo {
+  env: Record<string, string | undefined>;
+  stderr: (text: string) => void;
+  /** Writes to stdout; a returned promise means "wait before writing more" (backpressure). */
+  stdout: (text: string) => void | Promise<void>;
+  stdin: () => ReadableStream<Uint8Array>;
+  isTTY: boolean;
+  /** Registers the Ctrl-C handler; returns a function that removes it. */
+  onInterrupt: (handler: () => void) => () => void;
+}
+
+class UsageError extends Error {
+  override name = "UsageError";
+}
+
+const OPTIONS = {
+  provider: { type: "string" },
+  auto: { type: "boolean" },
+  model: { type: "string" },
+  "rate-limit": { type: "string" },
+  output: { type: "string", short: "o" },
+  errors: { type: "string" },
+  "base-url": { type: "string" },
+  "max-attempts": { type: "string" },
+  timeout: { type: "string" },
+  resume: { type: "boolean" },
+  overwrite: { type: "boolean" },
+  "dry-run": { type: "boolean" },
+  "max-in-flight": { type: "string" },
+  "mock-latency": { type: "string" },
+  "mock-failure-rate": { type: "string" },
+  quiet: { type: "boolean", short: "q" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+} as const;
+
+function positiveNumber(name: string, text: string | undefined, integer = false): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (text.trim() === "" || !Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
+    throw new UsageError(`--${name} must be a ${integer ? "positive whole number" : "number above 0"}: got '${text}'`);
+  }
+  return n;
+}
+
+function duration(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return parseDurationMs(text);
+  } catch (error) {
+    throw new UsageError(`--${name}: ${(error as Error).message}`);
+  }
+}
+
+/** A file read as a byte stream with a plain file handle (portable across Bun, Deno, Node). */
+function fileBytes(file: string): ReadableStream<Uint8Array> {
+  let handle: fs.promises.FileHandle | undefined;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      handle ??= await fs.promises.open(file, "r");
+      const buffer = new Uint8Array(256 * 1024);
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) {
+        await handle.close();
+        controller.close();
+      } else {
+        controller.enqueue(buffer.subarray(0, bytesRead));
+      }
+    },
+    async cancel() {
+      await handle?.close();
+    },
+  });
+}
+
+function linesOf(bytes: ReadableStream<Uint8Array>): ReadableStream<string> {
+  return bytes.pipeThrough(new TextDecoderStream()).pipeThrough(new TextLineStream());
+}
+
+/** Non-blank lines in a file, counted on bytes without decoding, for the progress total. */
+async function countLines(file: string): Promise<number> {
+  let count = 0;
+  let content = false;
+  for await (const chunk of fileBytes(file)) {
+    for (let i = 0; i < chunk.length; i++) {
+      const b = chunk[i];
+      if (b === 10) {
+        if (content) count++;
+        content = false;
+      } else if (b !== 32 && b !== 9 && b !== 13) content = true;
+    }
+  }
+  return content ? count + 1 : count;
+}
+
+/** Reads lines until one parses (at most 1,000), then gives back a stream that still has them all. */
+async function peekFormat(
+  lines: ReadableStream<string>,
+): Promise<{ format?: InputFormat; lines: ReadableStream<string> }> {
+  const reader = lines.getReader();
+  const buffered: string[] = [];
+  let format: InputFormat | undefined;
+  let ended = false;
+  while (buffered.length < 1000) {
+    const { value, done } = await reader.read();
+    if (done) {
+      ended = true;
+      break;
+    }
+    buffered.push(value);
+    const parsed = parseLine(value, buffered.length);
+    if (parsed.ok) {
+      format = parsed.item.format;
+      break;
+    }
+  }
+  const rest = new ReadableStream<string>({
+    start(controller) {
+      for (const line of buffered) controller.enqueue(line);
+      if (ended) controller.close();
+    },
+    async pull(controller) {
+      const { value, done } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+  return { format, lines: rest };
+}
+
+/**
+ * Ids already in an output file, for `--resume`. A last line cut short by a crash is removed
+ * from the file first, so appending starts on a clean line and that item is sent again.
+ */
+async function answeredIds(file: string, io: CliIo): Promise<IdSet> {
+  const ids = new IdSet();
+  if (!fs.existsSync(file)) return ids;
+  const size = fs.statSync(file).size;
+  if (size > 0) {
+    const fd = fs.openSync(file, "r+");
+    try {
+      let end = size;
+      const tail = new Uint8Array(64 * 1024);
+      let keep = -1;
+      while (end > 0 && keep < 0) {
+        const start = Math.max(0, end - tail.length);
+        const n = fs.readSync(fd, tail, 0, end - start, start);
+        const at = tail.subarray(0, n).lastIndexOf(10);
+        if (at >= 0) keep = start + at + 1;
+        end = start;
+      }
+      if (keep < 0) keep = 0;
+      if (keep < size) {
+        fs.ftruncateSync(fd, keep);
+        io.stderr(`resume: removed an unfinished last line from ${file}\n`);
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  let lineNo = 0;
+  for await (const line of linesOf(fileBytes(file))) {
+    lineNo++;
+    if (line.trim() === "") continue;
+    let id: string | undefined;
+    try {
+      id = outputId(JSON.parse(line));
+    } catch {
+      id = undefined;
+    }
+    if (id === undefined) io.stderr(`resume: ${file} line ${lineNo} has no id; ignored\n`);
+    else ids.add(id, lineNo);
+  }
+  return ids;
+}
+
+/** Appends lines to a file or stdout, one write per record so a crash loses at most one line. */
+interface Sink {
+  write(record: unknown): void | Promise<void>;
+  close(): void;
+}
+
+function fileSink(file: string, append: boolean): Sink {
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  const fd = fs.openSync(file, append ? "a" : "w");
+  return {
+    write: (record) => void fs.writeSync(fd, JSON.stringify(record) + "\n"),
+    close: () => fs.closeSync(fd),
+  };
+}
+
+function stdoutSink(io: CliIo): Sink {
+  return { write: (record) => io.stdout(JSON.stringify(record) + "\n"), close: () => {} };
+}
+
+function sameFile(a: string, b: string): boolean {
+  if (path.resolve(a) === path.resolve(b)) return true;
+  try {
+    const sa = fs.statSync(a);
+    const sb = fs.statSync(b);
+    return sa.ino === sb.ino && sa.dev === sb.dev;
+  } catch {
+    return false;
+  }
+}
+
+function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
+}
+
+/** Runs the CLI with `argv` (without the runtime and script) and returns the exit code. */
+export async function main(argv: string[], io: CliIo): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === "-h" || command === "--help" || command === "help") {
+    io.stdout(HELP);
+    return command === undefined ? 2 : 0;
+  }
+  if (command === "-V" || command === "--version") {
+    io.stdout(`model-fine-tuner ${pkg.version}\n`);
+    return 0;
+  }
+  if (command !== "run") {
+    io.stderr(`model-fine-tuner: unknown command '${command}' (try --help)\n`);
+    return 2;
+  }
+  try {
+    return await runCommand(rest, io);
+  } catch (error) {
+    if (error instanceof UsageError || isConfigError(error) || (error as { code?: string })?.code?.startsWith("ERR_PARSE_ARGS")) {
+      io.stderr(`model-fine-tuner: ${(error as Error).message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+}
+
+async function runCommand(argv: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  if (values.help) {
+    io.stdout(HELP);
+    return 0;
+  }
+  if (values.version) {
+    io.stdout(`model-fine-tuner ${pkg.version}\n`);
+    return 0;
+  }
+  if (positionals.length !== 1) {
+    throw new UsageError(
+      positionals.length === 0 ? "run needs an input file (or - for stdin)" : `run takes one input file, got ${positionals.length}`,
+    );
+  }
+  const input = positionals[0];
+  const quiet = values.quiet ?? false;
+  const log = (text: string) => quiet || io.stderr(text);
+  if (values.provider !== undefined && !(PROVIDERS as readonly string[]).includes(values.provider)) {
+    throw new UsageError(`unknown provider '${values.provider}': use one of ${PROVIDERS.join(", ")}`);
+  }
+  if (values.provider !== undefined && values.auto) throw new UsageError("give --provider or --auto, not both");
+  const rate = positiveNumber("rate-limit", values["rate-limit"]);
+  const maxAttempts = positiveNumber("max-attempts", values["max-attempts"], true);
+  const maxInFlight = positiveNumber("max-in-flight", values["max-in-flight"], true);
+  const timeoutMs = duration("timeout", values.timeout) ?? 120_000;
+  const mockLatency = duration("mock-latency", values["mock-latency"]);
+  const failureRate = values["mock-failure-rate"] === undefined ? undefined : Number(values["mock-failure-rate"]);
+  if (failureRate !== undefined && !(failureRate >= 0 && failureRate <= 1)) {
+    throw new UsageError(`--mock-failure-rate must be between 0 and 1: got '${values["mock-failure-rate"]}'`);
+  }
+  if (values.resume && values.overwrite) throw new UsageError("give --resume or --overwrite, not both");
+
+  const output = values.output ?? "output.jsonl";
+  const toStdout = output === "-";
+  let errorsFile = values.errors ?? path.join(toStdout ? "." : path.dirname(output), "errors.jsonl");
+  if (toStdout && values.resume) throw new UsageError("--resume needs an output file, not stdout");
+
+  // Input: check it before anything else is touched.
+  let inputFile = input;
+  if (input !== "-") {
+    try {
+      const st = fs.statSync(input);
+      if (!st.isFile()) throw new UsageError(`cannot read ${input}: not a file`);
+      fs.accessSync(input, fs.constants.R_OK);
+    } catch (error) {
+      if (error instanceof UsageError) throw error;
+      throw new UsageError(`cannot read ${input}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+    if (!toStdout && sameFile(input, output)) throw new UsageError(`the output ${output} is the input; choose another --output`);
+  }
+  if (!toStdout && sameFile(output, errorsFile)) throw new UsageError("--output and --errors must be different files");
+  if (!toStdout && !values.resume && !values.overwrite && !values["dry-run"] && fs.existsSync(output) && fs.statSync(output).size > 0) {
+    throw new UsageError(`${output} already exists: pass --resume to continue it or --overwrite to replace it`);
+  }
+
+  let lines = linesOf(input === "-" ? io.stdin() : fileBytes(input));
+
+  // Provider: named, or detected from the first valid line and the keys that are set.
+  const env = io.env;
+  const geminiKey = env.GEMINI_API_KEY || env.GOOGLE_API_KEY || undefined;
+  const openaiKey = env.OPENAI_API_KEY || undefined;
+  let providerName = values.provider as ProviderName | undefined;
+  if (providerName === undefined) {
+    const peeked = await peekFormat(lines);
+    lines = peeked.lines;
+    const byFormat = peeked.format === "openai-batch" ? "openai" : peeked.format === "gemini-batch" ? "gemini" : undefined;
+    providerName = byFormat ?? (geminiKey ? "gemini" : openaiKey ? "openai" : undefined);
+    if (providerName === undefined) {
+      throw new UsageError(
+        "cannot pick a provider: the input is in the simple format and neither GEMINI_API_KEY nor OPENAI_API_KEY is set; pass --provider (mock runs offline)",
+      );
+    }
+    log(`auto: provider ${providerName} (${byFormat ? `input is in the ${peeked.format} format` : `${providerName === "gemini" ? "GEMINI_API_KEY" : "OPENAI_API_KEY"} is set`})\n`);
+  }
+  const apiKey = providerName === "gemini" ? geminiKey : providerName === "openai" ? openaiKey : undefined;
+  const baseUrl = values["base-url"] ??
+    (providerName === "gemini" ? env.GEMINI_BASE_URL : providerName === "openai" ? env.OPENAI_BASE_URL : undefined) ?? undefined;
+  if (providerName !== "mock" && !apiKey && !baseUrl) {
+    throw new UsageError(
+      providerName === "gemini"
+        ? "GEMINI_API_KEY (or GOOGLE_API_KEY) is not set"
+        : "OPENAI_API_KEY is not set (an OpenAI-compatible server without keys needs --base-url)",
+    );
+  }
+  const provider: Provider = createProvider({
+    provider: providerName,
+    apiKey,
+    baseUrl: baseUrl || undefined,
+    model: values.model,
+    timeoutMs,
+    mock: { latencyMs: mockLatency, failureRate },
+  });
+  const targetRate = rate ?? DEFAULT_RATES[providerName];
+
+  if (values["dry-run"]) return await dryRun(lines, { io, provider, rate: targetRate, output, errorsFile });
+
+  // The errors file may be the input (the retry workflow: `run errors.jsonl`). Move the input
+  // aside first so that nothing is read from a file being rewritten, and nothing is lost on a crash.
+  if (input !== "-" && sameFile(input, errorsFile)) {
+    inputFile = `${errorsFile}.retry-${Date.now()}`;
+    await lines.cancel();
+    fs.renameSync(input, inputFile);
+    lines = linesOf(fileBytes(inputFile));
+    log(`input is the errors file: reading it from ${inputFile}\n`);
+  }
+  const skip = values.resume ? await answeredIds(output, io) : undefined;
+  if (skip && skip.size > 0) log(`resume: ${skip.size} ids already answered in ${output}\n`);
+
+  const total = input === "-" ? undefined : { value: undefined as number | undefined };
+  if (total) countLines(inputFile).then((n) => (total.value = n), () => {});
+
+  const stop = new AbortController();
+  const hard = new AbortController();
+  const out = toStdout ? stdoutSink(io) : fileSink(output, values.resume ?? false);
+  const errs = fileSink(errorsFile, false);
+  const run = runBatch(lines, {
+    provider,
+    rate: targetRate,
+    retry: { maxAttempts: maxAttempts ?? 3 },
+    timeoutMs,
+    maxInFlight,
+    skip,
+    stopSignal: stop.signal,
+    signal: hard.signal,
+  });
+  let interrupts = 0;
+  const removeInterrupt = io.onInterrupt(() => {
+    interrupts++;
+    if (interrupts === 1) {
+      stop.abort(new DOMException("interrupted", "AbortError"));
+      io.stderr(`\nstopping: no new requests; waiting for ${run.stats.inFlight} in flight (Ctrl-C again to quit now)\n`);
+    } else {
+      hard.abort(new DOMException("interrupted twice", "AbortError"));
+    }
+  });
+
+  log(
+    `run: ${input} → ${toStdout ? "stdout" : output} (errors → ${errorsFile}) · provider ${provider.name} · model ${provider.model} · ${targetRate} req/s\n`,
+  );
+
+  // Progress: a live line on a terminal, a plain line every 5 s otherwise.
+  const meter = new RateMeter();
+  const tick = () => {
+    const now = performance.now();
+    const achieved = meter.sample(now, run.stats.requests);
+    const line = progressLine(run.stats, now, achieved, total?.value);
+    io.stderr(io.isTTY ? `\r\x1b[K${line}` : `${line}\n`);
+  };
+  const timer = quiet ? undefined : setInterval(tick, io.isTTY ? 250 : 5000);
+
+  try {
+    for await (const r of run.results) await (r.type === "ok" ? out : errs).write(r.record);
+  } finally {
+    if (timer) clearInterval(timer);
+    out.close();
+    errs.close();
+    removeInterrupt();
+  }
+  const stats = await run.done;
+  if (!quiet && io.isTTY) io.stderr("\r\x1b[K");
+  for (const line of summaryLines(stats, { output: toStdout ? "stdout" : output, errors: errorsFile })) log(line + "\n");
+  if (stats.stopped) {
+    const again = ["model-fine-tuner", "run", inputFile, ...argv.filter((a) => a !== input && a !== "--resume" && a !== "--overwrite"), "--resume"];
+    io.stderr(`interrupted with ${finished(stats)} of ${stats.read} lines done; resume with:\n  ${again.map(shellQuote).join(" ")}\n`);
+    return 130;
+  }
+  if (inputFile !== input) fs.rmSync(inputFile);
+  return stats.failed + stats.invalid > 0 ? 1 : 0;
+}
+
+async function dryRun(
+  lines: ReadableStream<string>,
+  o: { io: CliIo; provider: Provider; rate: number; output: string; errorsFile: string },
+): Promise<number> {
+  const formats: Record<string, number> = {};
+  const ids = new IdSet();
+  let items = 0;
+  let bad = 0;
+  let lineNo = 0;
+  for await (const text of lines) {
+    lineNo++;
+    if (text.trim() === "") continue;
+    const parsed = parseLine(text, lineNo);
+    if (!parsed.ok) {
+      if (bad++ < 20) o.io.stderr(`${parsed.message}\n`);
+      continue;
+    }
+    const first = ids.add(parsed.item.id, lineNo);
+    if (first !== 0) {
+      if (bad++ < 20) o.io.stderr(`line ${lineNo}: id '${parsed.item.id}' was already used on line ${first}\n`);
+      continue;
+    }
+    items++;
+    formats[parsed.item.format] = (formats[parsed.item.format] ?? 0) + 1;
+  }
+  if (bad > 20) o.io.stderr(`… and ${bad - 20} more bad lines\n`);
+  const plan = {
+    items,
+    invalid_lines: bad,
+    formats,
+    provider: o.provider.name,
+    model: o.provider.model,
+    rate_per_s: o.rate,
+    estimated_duration: formatDuration((items / o.rate) * 1000),
+    output: o.output,
+    errors: o.errorsFile,
+  };
+  o.io.stdout(JSON.stringify(plan, null, 2) + "\n");
+  return bad > 0 ? 1 : 0;
+}
+
+/** The real process: stdin, stdout, stderr, env and SIGINT. */
+export function processIo(): CliIo {
+  return {
+    env: process.env,
+    stderr: (text) => void process.stderr.write(text),
+    stdout: (text) =>
+      process.stdout.write(text) ? undefined : new Promise((resolve) => process.stdout.once("drain", () => resolve())),
+    stdin: () => Readable.toWeb(process.stdin) as unknown as ReadableStream<Uint8Array>,
+    isTTY: process.stderr.isTTY === true,
+    onInterrupt(handler) {
+      process.on("SIGINT", handler);
+      return () => void process.off("SIGINT", handler);
+    },
+  };
+}
+
+if (import.meta.main) {
+  const code = await main(process.argv.slice(2), processIo());
+  process.exit(code);
+}
+

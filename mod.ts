@@ -1,0 +1,59 @@
+/**
+ * model-fine-tuner: rate-limited fire-and-forget batch LLM inference.
+ *
+ * @example
+ * ```ts
+ * import { createMockProvider, runBatch } from "./mod.ts";
+ * const run = runBatch(ReadableStream.from(['{"prompt":"hello"}']), { provider: createMockProvider(), rate: 10 });
+ * for await (const result of run.results) console.log(result.record);
+ * ```
+ * @module
+ */
+export { type Clock, delay, systemClock, type TimerHandle } from "./src/clock.ts";
+export {
+  ConfigError,
+  type FailureInfo,
+  InputError,
+  isConfigError,
+  isProviderError,
+  MftError,
+  ProviderError,
+} from "./src/errors.ts";
+export {
+  type ChatMessage,
+  type ChatRequest,
+  detectFormat,
+  type ErrorField,
+  errorRecord,
+  type InputFormat,
+  outputId,
+  outputRecord,
+  type ParsedLine,
+  parseLine,
+  type ProviderResponse,
+  type RequestItem,
+  type Usage,
+} from "./src/formats.ts";
+export { IdSet } from "./src/id_set.ts";
+export {
+  backoffDelay,
+  isRetryableStatus,
+  type NormalizedRetryOptions,
+  normalizeRetryOptions,
+  parseDuration,
+  parseRetryAfter,
+  type RetryOptions,
+} from "./src/retry.ts";
+export { type BatchRun, runBatch, type RunOptions, type RunRecord, type RunStats } from "./src/run.ts";
+export { type AcquireOptions, Scheduler, type SchedulerOptions } from "./src/scheduler.ts";
+export { TextLineStream, type TextLineStreamOptions } from "./src/text_line_stream.ts";
+export {
+  createProvider,
+  type ProviderConfig,
+  type ProviderName,
+  PROVIDERS,
+} from "./src/providers/create_provider.ts";
+export { classifyGemini, createGeminiProvider, GEMINI_DEFAULT_MODEL, GEMINI_DEFAULT_RATE } from "./src/providers/gemini.ts";
+export { createMockProvider, MOCK_DEFAULT_RATE, type MockProviderOptions } from "./src/providers/mock.ts";
+export { classifyOpenAI, createOpenAIProvider, OPENAI_DEFAULT_MODEL, OPENAI_DEFAULT_RATE } from "./src/providers/openai.ts";
+export type { HttpProviderOptions, Provider, SendOptions } from "./src/providers/provider.ts";

@@ -1,0 +1,66 @@
+/**
+ * The error classes callers catch. Guards compare `name` as well as the prototype so they
+ * keep working across realms and duplicated module copies.
+ * @module
+ */
+
+/** Base class of every error this library throws on purpose. */
+export class MftError extends Error {
+  override name = "MftError";
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** What went wrong with one request to a provider, normalised across providers. */
+export interface FailureInfo {
+  /** HTTP status, or 0 when no response arrived (network error, timeout). */
+  status: number;
+  /** A stable machine code: the provider's (`rate_limit_exceeded`, `RESOURCE_EXHAUSTED`) or ours (`timeout`, `network_error`, `bad_response`). */
+  code: string;
+  /** Human-readable reason. Never contains an API key. */
+  message: string;
+  /** Whether trying again can help. */
+  retryable: boolean;
+  /** Delay the provider asked for before the next try, in ms. */
+  retryAfterMs?: number;
+  /** Quota scope the provider named, e.g. Gemini's `quotaId`. */
+  quotaId?: string;
+}
+
+/** A request to a provider failed. Carries the normalised {@linkcode FailureInfo}. */
+export class ProviderError extends MftError {
+  override name = "ProviderError";
+  readonly info: FailureInfo;
+  constructor(info: FailureInfo, options?: ErrorOptions) {
+    super(info.message, options);
+    this.info = info;
+  }
+}
+
+/** Options or configuration are invalid; nothing was sent. */
+export class ConfigError extends MftError {
+  override name = "ConfigError";
+}
+
+/** An input line is not JSON, not a known format, or fails validation. */
+export class InputError extends MftError {
+  override name = "InputError";
+  /** 1-based line number in the input. */
+  readonly line: number;
+  constructor(message: string, line: number, options?: ErrorOptions) {
+    super(message, options);
+    this.line = line;
+  }
+}
+
+/** True if `error` is a {@linkcode ProviderError}, also across realms. */
+export function isProviderError(error: unknown): error is ProviderError {
+  return error instanceof ProviderError ||
+    (error instanceof Error && error.name === "ProviderError" && "info" in error);
+}
+
+/** True if `error` is a {@linkcode ConfigError}, also across realms. */
+export function isConfigError(error: unknown): error is ConfigError {
+  return error instanceof ConfigError || (error instanceof Error && error.name === "ConfigError");
+}

@@ -1,0 +1,111 @@
+/**
+ * OpenAI and every OpenAI-compatible server (vLLM, Ollama, Together, OpenRouter…), through
+ * `baseUrl`.
+ * @module
+ */
+import { chatToOpenAI, geminiToChat, toGenerateContentResponse } from "../convert.ts";
+import type { FailureInfo } from "../errors.ts";
+import type { ProviderResponse, RequestItem, Usage } from "../formats.ts";
+import {
+  classifyByStatus,
+  createClient,
+  type HttpProviderOptions,
+  joinUrl,
+  postJson,
+  type Provider,
+  type SendOptions,
+} from "./provider.ts";
+
+/** OpenAI's API. */
+export const OPENAI_BASE_URL = "https://api.openai.com/v1";
+/** Model used when neither the line nor the options name one. */
+export const OPENAI_DEFAULT_MODEL = "gpt-5-mini";
+/** Requests per second when none is set. */
+export const OPENAI_DEFAULT_RATE = 100;
+
+/** Reads an OpenAI error body: `insufficient_quota` is final even though it comes as a 429. */
+export function classifyOpenAI(status: number, body: unknown, headers: Headers): FailureInfo {
+  const error = (body as { error?: { code?: unknown; type?: unknown; message?: unknown } })?.error;
+  const code = typeof error?.code === "string"
+    ? error.code
+    : typeof error?.type === "string"
+    ? error.type
+    : `http_${status}`;
+  const message = typeof error?.message === "string"
+    ? error.message
+    : typeof body === "string"
+    ? `HTTP ${status}: ${body.slice(0, 200)}`
+    : `HTTP ${status}`;
+  const info = classifyByStatus(status, code, message, headers);
+  if (code === "insufficient_quota" || error?.type === "insufficient_quota") info.retryable = false;
+  return info;
+}
+
+function usageOf(body: Record<string, unknown>): Usage {
+  const u = (body.usage ?? {}) as Record<string, unknown>;
+  const num = (x: unknown) => (typeof x === "number" ? x : 0);
+  return {
+    input_tokens: num(u.prompt_tokens ?? u.input_tokens),
+    output_tokens: num(u.completion_tokens ?? u.output_tokens),
+  };
+}
+
+function textOf(body: Record<string, unknown>): string | null {
+  const choice = (body.choices as { message?: { content?: unknown }; text?: unknown }[] | undefined)?.[0];
+  if (typeof choice?.message?.content === "string") return choice.message.content;
+  if (typeof choice?.text === "string") return choice.text;
+  if (typeof body.output_text === "string") return body.output_text;
+  if (Array.isArray(body.output)) {
+    const texts: string[] = [];
+    for (const out of body.output as { content?: { type?: string; text?: unknown }[] }[]) {
+      for (const c of out.content ?? []) if (typeof c.text === "string") texts.push(c.text);
+    }
+    return texts.length ? texts.join("") : null;
+  }
+  return null;
+}
+
+/** Creates the OpenAI adapter. */
+export function createOpenAIProvider(options: HttpProviderOptions = {}): Provider {
+  const base = options.baseUrl ?? OPENAI_BASE_URL;
+  const model = options.model ?? OPENAI_DEFAULT_MODEL;
+  const client = createClient(options);
+  const headers: Record<string, string> = { ...options.headers };
+  if (options.apiKey) headers.authorization = `Bearer ${options.apiKey}`;
+  return {
+    name: "openai",
+    model,
+    defaultRate: OPENAI_DEFAULT_RATE,
+    async send(item: RequestItem, { signal }: SendOptions = {}): Promise<ProviderResponse> {
+      let path = "/chat/completions";
+      let body: Record<string, unknown>;
+      if (item.format === "openai-batch") {
+        path = item.url.replace(/^\/v1/, "");
+        body = item.body.model === undefined ? { ...item.body, model } : item.body;
+      } else if (item.format === "simple") {
+        body = chatToOpenAI(item.chat, model);
+      } else {
+        body = chatToOpenAI(geminiToChat(item.request), model);
+      }
+      // Like OpenAI's SDKs, the base URL includes the version: `.../v1` + `/chat/completions`.
+      const res = await postJson(client, joinUrl(base, path), body, {
+        headers,
+        signal,
+        apiKey: options.apiKey,
+        classify: classifyOpenAI,
+      });
+      const usage = usageOf(res.body);
+      const text = textOf(res.body);
+      const answeredModel = typeof res.body.model === "string" ? res.body.model : String(body.model);
+      return {
+        status: res.status,
+        body: item.format === "gemini-batch" ? toGenerateContentResponse(text, usage, answeredModel) : res.body,
+        text,
+        usage,
+        requestId: res.headers.get("x-request-id") ?? undefined,
+        provider: "openai",
+        model: answeredModel,
+      };
+    },
+  };
+}

@@ -1,0 +1,137 @@
+/**
+ * The provider adapter contract and the HTTP plumbing the real adapters share: one POST through
+ * ky (its own retry off: every retry must pass our rate gate), failures normalised to
+ * {@linkcode ProviderError}.
+ * @module
+ */
+import ky, { type KyInstance } from "ky";
+import { type FailureInfo, ProviderError } from "../errors.ts";
+import type { ProviderResponse, RequestItem } from "../formats.ts";
+import { isRetryableStatus, parseRetryAfter } from "../retry.ts";
+
+/** Options for {@linkcode Provider.send}. */
+export interface SendOptions {
+  /** Aborts the request; `send` then rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/** A provider adapter: turns one item into one request and its answer into a response. */
+export interface Provider {
+  /** `openai`, `gemini` or `mock`. */
+  readonly name: string;
+  /** Model used when a line names none. */
+  readonly model: string;
+  /** Requests per second used when the caller sets no rate. */
+  readonly defaultRate: number;
+  /**
+   * Sends one item. Resolves with the answer; rejects with a {@linkcode ProviderError} that says
+   * whether a retry can help, or with the signal's reason when aborted.
+   */
+  send(item: RequestItem, options?: SendOptions): Promise<ProviderResponse>;
+}
+
+/** Options shared by the HTTP adapters. */
+export interface HttpProviderOptions {
+  /** API key. Sent only in a header, never in a URL, and scrubbed from every error message. */
+  apiKey?: string;
+  /** Base URL of the API. */
+  baseUrl?: string;
+  /** Model when a line names none. */
+  model?: string;
+  /** Per-request timeout in ms. @default 120000 */
+  timeoutMs?: number;
+  /** The fetch to use. @default globalThis.fetch */
+  fetch?: typeof fetch;
+  /** Extra headers on every request (for example to tag requests for a test server). */
+  headers?: Record<string, string>;
+}
+
+/** Removes every occurrence of `secret` from `text`. */
+export function redact(text: string, secret: string | undefined): string {
+  return secret && secret.length >= 4 ? text.split(secret).join("[redacted]") : text;
+}
+
+/** A ky instance with ky's retry off and our timeout. */
+export function createClient(options: HttpProviderOptions): KyInstance {
+  return ky.create({
+    retry: 0,
+    timeout: options.timeoutMs ?? 120_000,
+    throwHttpErrors: false,
+    fetch: options.fetch,
+  });
+}
+
+/** Provider-specific reading of an error body. */
+export type Classify = (status: number, body: unknown, headers: Headers) => FailureInfo;
+
+/** The default classification: by status, with the provider's delay hint from headers. */
+export function classifyByStatus(status: number, code: string, message: string, headers: Headers): FailureInfo {
+  return {
+    status,
+    code,
+    message,
+    retryable: isRetryableStatus(status),
+    retryAfterMs: parseRetryAfter(headers),
+  };
+}
+
+/** Result of {@linkcode postJson}. */
+export interface JsonResponse {
+  status: number;
+  body: Record<string, unknown>;
+  headers: Headers;
+}
+
+/**
+ * POSTs `body` as JSON and returns the parsed 2xx body. Throws {@linkcode ProviderError} for
+ * timeouts, network errors, non-2xx answers (via `classify`) and unparseable 2xx bodies.
+ */
+export async function postJson(
+  client: KyInstance,
+  url: string,
+  body: unknown,
+  init: { headers: Record<string, string>; signal?: AbortSignal; apiKey?: string; classify: Classify },
+): Promise<JsonResponse> {
+  const { signal, apiKey } = init;
+  const fail = (info: FailureInfo, cause?: unknown): never => {
+    throw new ProviderError({ ...info, message: redact(info.message, apiKey) }, { cause });
+  };
+  let response: Response;
+  let text: string;
+  try {
+    response = await client.post(url, { json: body, headers: init.headers, signal });
+    text = await response.text();
+  } catch (error) {
+    if (signal?.aborted) throw signal.reason;
+    if ((error as Error)?.name === "TimeoutError") {
+      return fail({ status: 0, code: "timeout", message: "the request timed out", retryable: true }, error);
+    }
+    return fail({
+      status: 0,
+      code: "network_error",
+      message: `network error: ${(error as Error)?.message ?? String(error)}`,
+      retryable: true,
+    }, error);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  if (!response.ok) return fail(init.classify(response.status, parsed ?? text, response.headers));
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    return fail({
+      status: response.status,
+      code: "bad_response",
+      message: `unparseable ${response.status} body: ${text.slice(0, 120)}`,
+      retryable: true,
+    });
+  }
+  return { status: response.status, body: parsed as Record<string, unknown>, headers: response.headers };
+}
+
+/** Joins a base URL and a path with exactly one slash. */
+export function joinUrl(base: string, path: string): string {
+  return base.replace(/\/+$/, "") + "/" + path.replace(/^\/+/, "");
+}

@@ -1,0 +1,321 @@
+/**
+ * The streaming pipeline: lines in, one record per line out, requests fired on the scheduler's
+ * slots without waiting for answers. Memory is bounded by the in-flight ceiling and the result
+ * buffer, never by the input's size.
+ * @module
+ */
+import { type Clock, delay, systemClock } from "./clock.ts";
+import { isProviderError, type FailureInfo } from "./errors.ts";
+import { errorRecord, type ErrorField, outputRecord, parseLine, type RequestItem } from "./formats.ts";
+import { IdSet } from "./id_set.ts";
+import type { Provider } from "./providers/provider.ts";
+import { backoffDelay, normalizeRetryOptions, type RetryOptions } from "./retry.ts";
+import { Scheduler } from "./scheduler.ts";
+
+/** Options for {@linkcode runBatch}. */
+export interface RunOptions {
+  /** Where requests go. */
+  provider: Provider;
+  /** Requests per second. @default provider.defaultRate */
+  rate?: number;
+  /** A scheduler to share with other runs (the server's); `rate` is then ignored. */
+  scheduler?: Scheduler;
+  /** This run's lane in a shared scheduler (round-robin between lanes). @default a new object */
+  lane?: unknown;
+  /** Retry policy, or `maxAttempts` alone. @default { maxAttempts: 3, baseDelayMs: 2000 } */
+  retry?: number | RetryOptions;
+  /** Per-request timeout, used only to size the default in-flight ceiling. @default 120000 */
+  timeoutMs?: number;
+  /**
+   * Safety ceiling on requests open at once. Far above rate × timeout, so a healthy run never
+   * meets it; it bounds memory if the provider stops answering.
+   * @default ceil(2 × rate × timeout) + 64
+   */
+  maxInFlight?: number;
+  /** Ids already answered (resume): their lines are skipped. */
+  skip?: IdSet;
+  /** Longest input line accepted, in characters. @default 10_000_000 */
+  maxLineLength?: number;
+  /** Stops dispatching: in-flight requests finish and are recorded, nothing new is sent. */
+  stopSignal?: AbortSignal;
+  /** Stops at once: in-flight requests are aborted and not recorded. */
+  signal?: AbortSignal;
+  /** Time source for backoff waits and the default scheduler. @default systemClock */
+  clock?: Clock;
+  /** Random source for jitter. @default Math.random */
+  random?: () => number;
+  /** Results buffered for a slow reader before dispatching pauses. @default 1024 */
+  highWaterMark?: number;
+}
+
+/** One finished line. `record` is what goes in output.jsonl (`ok`) or errors.jsonl (`error`). */
+export interface RunRecord {
+  type: "ok" | "error";
+  line: number;
+  id?: string;
+  record: Record<string, unknown>;
+}
+
+/** Live counters of a run. */
+export interface RunStats {
+  /** Lines read from the input. */
+  read: number;
+  /** Lines skipped because their id was already answered (resume). */
+  skipped: number;
+  ok: number;
+  failed: number;
+  /** Lines rejected before sending (bad JSON, unknown format, validation, duplicate id). */
+  invalid: number;
+  /** Requests open now. */
+  inFlight: number;
+  /** Items waiting out a backoff before their next attempt. */
+  retrying: number;
+  /** HTTP requests sent, retries included. */
+  requests: number;
+  retries: number;
+  tokensIn: number;
+  tokensOut: number;
+  /** Items abandoned by a stop (not written anywhere; a resume sends them). */
+  unsent: number;
+  /** Target requests per second. */
+  rate: number;
+  startedAt: number;
+  endedAt?: number;
+  /** True once dispatching stopped early because of a stop signal. */
+  stopped: boolean;
+}
+
+/** A run in progress. */
+export interface BatchRun {
+  /** One record per finished line, in completion order. */
+  results: ReadableStream<RunRecord>;
+  /** Live counters; final once `results` has closed. */
+  stats: RunStats;
+  /** Resolves with the final stats when every record has been produced. */
+  done: Promise<RunStats>;
+}
+
+type Lines = ReadableStream<string> | AsyncIterable<string>;
+
+/**
+ * Runs every line of `lines` through `options.provider` at a fixed rate.
+ *
+ * @example
+ * ```ts
+ * import { runBatch, createMockProvider } from "../mod.ts";
+ * const run = runBatch(ReadableStream.from(['{"prompt":"hi"}']), { provider: createMockProvider() });
+ * for await (const r of run.results) console.log(r.type, r.record);
+ * ```
+ */
+export function runBatch(lines: Lines, options: RunOptions): BatchRun {
+  const { provider, clock = systemClock, random = Math.random, signal, stopSignal } = options;
+  const retry = normalizeRetryOptions(options.retry);
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  const maxLineLength = options.maxLineLength ?? 10_000_000;
+  const ownScheduler = options.scheduler === undefined;
+  const rate = options.scheduler?.rate ?? options.rate ?? provider.defaultRate;
+  const scheduler = options.scheduler ?? new Scheduler({ rate, clock });
+  const lane = options.lane ?? {};
+  const maxInFlight = options.maxInFlight ?? Math.ceil((2 * rate * timeoutMs) / 1000) + 64;
+  if (!Number.isInteger(maxInFlight) || maxInFlight < 1) {
+    throw new RangeError(`Cannot run as 'maxInFlight' must be a positive integer: current value is ${maxInFlight}`);
+  }
+  const seen = new IdSet();
+  const stats: RunStats = {
+    read: 0,
+    skipped: 0,
+    ok: 0,
+    failed: 0,
+    invalid: 0,
+    inFlight: 0,
+    retrying: 0,
+    requests: 0,
+    retries: 0,
+    tokensIn: 0,
+    tokensOut: 0,
+    unsent: 0,
+    rate,
+    startedAt: clock.now(),
+    stopped: false,
+  };
+
+  let controller!: ReadableStreamDefaultController<RunRecord>;
+  let onPull: (() => void) | undefined;
+  let onSettle: (() => void) | undefined;
+  let tasks = 0; // items between dispatch and their record (in flight or waiting to retry)
+  let closed = false;
+  const results = new ReadableStream<RunRecord>({
+    start(c) {
+      controller = c;
+    },
+    pull() {
+      onPull?.();
+    },
+    cancel() {
+      closed = true;
+      onPull?.();
+    },
+  }, { highWaterMark: options.highWaterMark ?? 1024 });
+
+  const emit = (r: RunRecord) => {
+    if (!closed) controller.enqueue(r);
+  };
+  const fail = (item: RequestItem, attempts: number, info: Pick<FailureInfo, "status" | "code" | "message">) => {
+    stats.failed++;
+    const error: ErrorField = { status: info.status, code: info.code, message: info.message, attempts, line: item.line };
+    emit({ type: "error", line: item.line, id: item.id, record: errorRecord(item.original, item.id, error) });
+  };
+  const settle = () => {
+    tasks--;
+    onSettle?.();
+  };
+  const stops = [stopSignal, signal].filter((s): s is AbortSignal => s !== undefined);
+  /** Aborts on a graceful stop or a hard one: ends waits for slots and backoffs. */
+  const halt = stops.length > 1 ? AbortSignal.any(stops) : stops[0];
+  const stopping = () => !!(halt?.aborted || closed);
+  /** Resolves when `ready()` holds, re-checking on every settle and pull, or on a stop. */
+  const until = async (ready: () => boolean) => {
+    while (!ready() && !stopping()) {
+      await new Promise<void>((resolve) => {
+        onSettle = onPull = resolve;
+        halt?.addEventListener("abort", () => resolve(), { once: true });
+      }).finally(() => {
+        onSettle = onPull = undefined;
+      });
+    }
+  };
+  const reject = async (line: number, original: unknown, error: ErrorField, id?: string) => {
+    stats.invalid++;
+    emit({ type: "error", line, id, record: errorRecord(original, id, error) });
+    await until(() => controller.desiredSize! > 0);
+  };
+
+  async function attempt(item: RequestItem): Promise<void> {
+    let attempts = 0;
+    try {
+      while (true) {
+        attempts++;
+        stats.requests++;
+        stats.inFlight++;
+        const started = clock.now();
+        try {
+          const response = await provider.send(item, { signal });
+          stats.inFlight--;
+          stats.ok++;
+          stats.tokensIn += response.usage.input_tokens;
+          stats.tokensOut += response.usage.output_tokens;
+          emit({
+            type: "ok",
+            line: item.line,
+            id: item.id,
+            record: outputRecord(item, response, { attempts, latencyMs: clock.now() - started }),
+          });
+          return;
+        } catch (error) {
+          stats.inFlight--;
+          if (signal?.aborted) {
+            stats.unsent++;
+            return;
+          }
+          if (!isProviderError(error)) {
+            fail(item, attempts, {
+              status: 0,
+              code: "internal_error",
+              message: (error as Error)?.message ?? String(error),
+            });
+            return;
+          }
+          const info = error.info;
+          if (!info.retryable || attempts >= retry.maxAttempts) {
+            fail(item, attempts, info);
+            return;
+          }
+          const wait = info.retryAfterMs !== undefined
+            ? Math.min(info.retryAfterMs, retry.maxDelayMs)
+            : backoffDelay(attempts, retry, random);
+          stats.retrying++;
+          try {
+            await delay(wait, { clock, signal: halt });
+            // Every retry passes the same rate gate as a first attempt.
+            await scheduler.acquire({ signal: halt, lane });
+          } catch {
+            stats.unsent++;
+            return;
+          } finally {
+            stats.retrying--;
+          }
+          stats.retries++;
+        }
+      }
+    } finally {
+      settle();
+    }
+  }
+
+  async function dispatch(): Promise<void> {
+    let lineNo = 0;
+    let inputError: { error: unknown } | undefined;
+    try {
+      for await (const text of lines as AsyncIterable<string>) {
+        lineNo++;
+        if (text.trim() === "") continue; // blank lines are not items
+        stats.read++;
+        const parsed = parseLine(text, lineNo, maxLineLength);
+        if (!parsed.ok) {
+          const { code, message } = parsed;
+          await reject(lineNo, parsed.original ?? text, { status: 0, code, message, attempts: 0, line: lineNo });
+          if (stopping()) break;
+          continue;
+        }
+        const item = parsed.item;
+        const firstLine = seen.add(item.id, lineNo);
+        if (firstLine !== 0) {
+          const message = `line ${lineNo}: id '${item.id}' was already used on line ${firstLine}`;
+          await reject(lineNo, item.original, { status: 0, code: "duplicate_id", message, attempts: 0, line: lineNo }, item.id);
+          if (stopping()) break;
+          continue;
+        }
+        if (options.skip?.has(item.id)) {
+          stats.skipped++;
+          continue;
+        }
+        await until(() => tasks < maxInFlight && controller.desiredSize! > 0);
+        if (stopping()) break;
+        try {
+          await scheduler.acquire({ signal: halt, lane });
+        } catch {
+          break;
+        }
+        tasks++;
+        void attempt(item); // fire and forget: the next slot never waits for this answer
+      }
+    } catch (error) {
+      // The input failed mid-way: what is in flight still finishes and is recorded.
+      inputError = { error };
+    }
+    if (stopping()) stats.stopped = true;
+    while (tasks > 0) {
+      await new Promise<void>((resolve) => (onSettle = resolve));
+      onSettle = undefined;
+    }
+    if (inputError) throw inputError.error;
+  }
+
+  const done = dispatch().then(
+    () => {
+      stats.endedAt = clock.now();
+      if (ownScheduler) scheduler.close();
+      if (!closed) controller.close();
+      return stats;
+    },
+    (error) => {
+      stats.endedAt = clock.now();
+      if (ownScheduler) scheduler.close();
+      if (!closed) controller.error(error);
+      closed = true;
+      throw error;
+    },
+  );
+  done.catch(() => {});
+  return { results, stats, done };
+}

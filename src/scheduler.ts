@@ -1,0 +1,327 @@
+/**
+ * The drift-free interval scheduler: slot i is due at `t0 + i/R` on a monotonic clock, handed
+ * to waiters round-robin across lanes. Nothing here waits for responses: that is the point.
+ * @module
+ */
+import { type Clock, systemClock, type TimerHandle } from "./clock.ts";
+
+/** Options for {@linkcode Scheduler}. */
+export interface SchedulerOptions {
+  /** Slots per second. Fractions allowed: 0.25 is one slot every 4 s. */
+  rate: number;
+  /** Time source. @default systemClock */
+  clock?: Clock;
+  /**
+   * How far behind schedule the scheduler may be when a waiter arrives to an idle scheduler
+   * before it drops the debt and re-anchors at "now" (so an idle pause never turns into a
+   * burst). Late timers while waiters queue are always caught up, within the window rule.
+   * @default 1000
+   */
+  maxLagMs?: number;
+  /** Closes the scheduler: every waiter rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/** Options for {@linkcode Scheduler.acquire}. */
+export interface AcquireOptions {
+  /** Abandons this wait; the promise rejects with the signal's reason and the slot is not used. */
+  signal?: AbortSignal;
+  /** Waiters are served round-robin across lanes (one per caller/run), FIFO within a lane. @default 0 */
+  lane?: unknown;
+}
+
+interface Waiter {
+  resolve: (releasedAt: number) => void;
+  reject: (reason: unknown) => void;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+  settled: boolean;
+}
+
+/** A FIFO with O(1) shift, so long queues of waiters stay cheap. */
+class Queue<T> {
+  #items: (T | undefined)[] = [];
+  #head = 0;
+  get length(): number {
+    return this.#items.length - this.#head;
+  }
+  push(item: T): void {
+    this.#items.push(item);
+  }
+  shift(): T | undefined {
+    if (this.#head >= this.#items.length) return undefined;
+    const item = this.#items[this.#head];
+    this.#items[this.#head++] = undefined;
+    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+    return item;
+  }
+}
+
+function assertRate(rate: number): void {
+  if (typeof rate !== "number" || !Number.isFinite(rate) || rate <= 0) {
+    throw new RangeError(
+      `Cannot schedule as 'rate' must be a finite number above 0: current value is ${rate}`,
+    );
+  }
+}
+
+/**
+ * Hands out time slots at a fixed rate, whatever the response times of the work done in them.
+ *
+ * Slot i is due at `t0 + i * 1000 / rate` (no chain of sleeps, so no drift). When the timer
+ * fires late, overdue slots are released at once, but never more than `ceil(rate)` in any
+ * window of `ceil(rate) / rate` seconds: for an integer rate R, at most R in any 1 s window.
+ *
+ * @example
+ * ```ts
+ * import { Scheduler } from "./scheduler.ts";
+ * const scheduler = new Scheduler({ rate: 1000 });
+ * await scheduler.acquire();
+ * await scheduler.acquire(); // about 1 ms later
+ * scheduler.close();
+ * ```
+ */
+export class Scheduler {
+  #clock: Clock;
+  #rate = 0;
+  #maxLagMs: number;
+  #t0: number;
+  #n = 0;
+  /** Release times of the last `#k` slots, a ring. */
+  #ring: Float64Array = new Float64Array(1);
+  #ringPos = 0;
+  #ringFill = 0;
+  #k = 1;
+  #spanMs = 0;
+  #pausedUntil = -Infinity;
+  #lanes = new Map<unknown, Queue<Waiter>>();
+  #order: unknown[] = [];
+  #rr = 0;
+  #waiting = 0;
+  #released = 0;
+  #timer: TimerHandle | undefined;
+  #timerDue = Infinity;
+  #closed: { reason: unknown } | undefined;
+
+  constructor(options: SchedulerOptions) {
+    this.#clock = options.clock ?? systemClock;
+    this.#maxLagMs = options.maxLagMs ?? 1000;
+    this.#t0 = this.#clock.now();
+    this.#applyRate(options.rate);
+    const { signal } = options;
+    if (signal) {
+      if (signal.aborted) this.close(signal.reason);
+      else signal.addEventListener("abort", () => this.close(signal.reason), { once: true });
+    }
+  }
+
+  /** Slots per second now in force. */
+  get rate(): number {
+    return this.#rate;
+  }
+
+  /** Waiters not yet given a slot. */
+  get waiting(): number {
+    return this.#waiting;
+  }
+
+  /** Slots released since creation. */
+  get released(): number {
+    return this.#released;
+  }
+
+  /** Time (clock ms) before which no slot is released, or -Infinity. */
+  get pausedUntil(): number {
+    return this.#pausedUntil;
+  }
+
+  /**
+   * Waits for the next free slot and resolves with the clock time it was released at.
+   * @throws the signal's reason if `options.signal` aborts first or the scheduler closes.
+   */
+  acquire(options: AcquireOptions = {}): Promise<number> {
+    if (this.#closed) return Promise.reject(this.#closed.reason);
+    const { signal, lane = 0 } = options;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<number>((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject, signal, settled: false };
+      if (signal) {
+        waiter.onAbort = () => {
+          if (waiter.settled) return;
+          waiter.settled = true;
+          this.#waiting--;
+          reject(signal.reason);
+        };
+        signal.addEventListener("abort", waiter.onAbort, { once: true });
+      }
+      if (this.#waiting === 0) {
+        // Idle: slots nobody wanted are not owed to anyone.
+        const now = this.#clock.now();
+        if (this.#nextDue() < now - this.#maxLagMs) {
+          this.#t0 = now;
+          this.#n = 0;
+        }
+      }
+      let queue = this.#lanes.get(lane);
+      if (!queue) {
+        queue = new Queue();
+        this.#lanes.set(lane, queue);
+      }
+      if (queue.length === 0) this.#order.push(lane);
+      queue.push(waiter);
+      this.#waiting++;
+      this.#pump();
+    });
+  }
+
+  /**
+   * Changes the rate from the next slot on, without a burst: the new grid starts where the
+   * old one would have put the next slot.
+   */
+  setRate(rate: number): void {
+    assertRate(rate);
+    if (rate === this.#rate) return;
+    const now = this.#clock.now();
+    this.#t0 = Math.max(this.#nextDue(), now - this.#maxLagMs);
+    this.#n = 0;
+    this.#applyRate(rate);
+    this.#rearm();
+  }
+
+  /** Releases no slot before clock time `until` (ms). Later calls can only extend the pause. */
+  pauseUntil(until: number): void {
+    if (until <= this.#pausedUntil) return;
+    this.#pausedUntil = until;
+    this.#rearm();
+  }
+
+  /** Rejects every waiter with `reason` and stops the timer. Idempotent. */
+  close(reason: unknown = new DOMException("The scheduler was closed", "AbortError")): void {
+    if (this.#closed) return;
+    this.#closed = { reason };
+    this.#clearTimer();
+    for (const queue of this.#lanes.values()) {
+      for (let w = queue.shift(); w; w = queue.shift()) this.#settle(w)?.reject(reason);
+    }
+    this.#lanes.clear();
+    this.#order = [];
+    this.#waiting = 0;
+  }
+
+  #applyRate(rate: number): void {
+    assertRate(rate);
+    const old = this.#ringFill ? this.#ordered() : [];
+    this.#rate = rate;
+    this.#k = Math.max(1, Math.ceil(rate));
+    this.#spanMs = (this.#k * 1000) / rate;
+    this.#ring = new Float64Array(this.#k);
+    this.#ringPos = 0;
+    this.#ringFill = 0;
+    for (const t of old.slice(-this.#k)) this.#record(t);
+  }
+
+  #ordered(): number[] {
+    const out: number[] = [];
+    const start = (this.#ringPos - this.#ringFill + this.#k) % this.#k;
+    for (let i = 0; i < this.#ringFill; i++) out.push(this.#ring[(start + i) % this.#k]);
+    return out;
+  }
+
+  #record(t: number): void {
+    this.#ring[this.#ringPos] = t;
+    this.#ringPos = (this.#ringPos + 1) % this.#k;
+    if (this.#ringFill < this.#k) this.#ringFill++;
+  }
+
+  #nextDue(): number {
+    return this.#t0 + (this.#n * 1000) / this.#rate;
+  }
+
+  /** Earliest time the next slot may go: on the grid, inside the window rule, after any pause. */
+  #nextAllowed(): number {
+    let due = this.#nextDue();
+    if (this.#pausedUntil > due) {
+      // Slots skipped during a pause are not owed either: restart the grid where it ends.
+      this.#t0 = this.#pausedUntil;
+      this.#n = 0;
+      due = this.#t0;
+    }
+    if (this.#ringFill === this.#k) {
+      // The oldest of the last k releases bounds how soon the window allows another.
+      due = Math.max(due, this.#ring[this.#ringPos] + this.#spanMs);
+    }
+    return due;
+  }
+
+  #settle(w: Waiter): Waiter | undefined {
+    if (w.settled) return undefined;
+    w.settled = true;
+    if (w.onAbort) w.signal!.removeEventListener("abort", w.onAbort);
+    return w;
+  }
+
+  /** Next live waiter, round-robin across lanes. */
+  #next(): Waiter | undefined {
+    while (this.#order.length > 0) {
+      if (this.#rr >= this.#order.length) this.#rr = 0;
+      const lane = this.#order[this.#rr];
+      const queue = this.#lanes.get(lane)!;
+      let w = queue.shift();
+      while (w && w.settled) w = queue.shift();
+      if (queue.length === 0) {
+        this.#order.splice(this.#rr, 1);
+        this.#lanes.delete(lane);
+      } else {
+        this.#rr++;
+      }
+      if (w) return w;
+    }
+    return undefined;
+  }
+
+  #pump(): void {
+    if (this.#closed) return;
+    const now = this.#clock.now();
+    while (this.#waiting > 0) {
+      const due = this.#nextAllowed();
+      if (due > now) {
+        this.#armAt(due, now);
+        return;
+      }
+      const w = this.#next();
+      if (!w) break;
+      this.#settle(w);
+      this.#waiting--;
+      this.#n++;
+      this.#released++;
+      this.#record(now);
+      w.resolve(now);
+    }
+    this.#clearTimer();
+  }
+
+  #armAt(due: number, now: number): void {
+    if (this.#timer !== undefined && this.#timerDue <= due) return;
+    this.#clearTimer();
+    this.#timerDue = due;
+    this.#timer = this.#clock.setTimeout(() => {
+      this.#timer = undefined;
+      this.#timerDue = Infinity;
+      this.#pump();
+    }, due - now);
+  }
+
+  #rearm(): void {
+    this.#clearTimer();
+    if (this.#waiting > 0) this.#pump();
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerDue = Infinity;
+  }
+}
