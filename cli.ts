@@ -30,7 +30,8 @@ const DEFAULT_RATES: Record<ProviderName, number> = {
   mock: MOCK_DEFAULT_RATE,
 };
 
-export const HELP = `model-fine-tuner ${pkg.version}: rate-limited fire-and-forget batch LLM inference
+export const HELP =
+  `model-fine-tuner ${pkg.version}: rate-limited fire-and-forget batch LLM inference
 
 Usage:
   model-fine-tuner run <input.jsonl | -> [options]
@@ -53,6 +54,8 @@ Options:
                          OpenAI-compatible servers take it with /v1, e.g. http://127.0.0.1:8000/v1
   --max-attempts N       attempts per item, the first included (default 3)
   --timeout DUR          per-request timeout: 90, 30s, 2m, 500ms (default 120s)
+  --backoff DUR          wait before the 2nd attempt, doubling after (default 2s); a delay the
+                         provider asks for (Retry-After, retry-after-ms, RetryInfo) wins
   --resume               skip ids already in the output and append to it
   --overwrite            replace an existing output file
   --dry-run              validate the whole input and print the plan; send nothing
@@ -76,7 +79,7 @@ export interface CliIo {
   stdout: (text: string) => void | Promise<void>;
   stdin: () => ReadableStream<Uint8Array>;
   isTTY: boolean;
-  /** Registers the Ctrl-C handler; returns a function that removes it. */
+  /** Registers the Ctrl-C (and SIGTERM) handler; returns a function that removes it. */
   onInterrupt: (handler: () => void) => () => void;
 }
 
@@ -94,6 +97,7 @@ const OPTIONS = {
   "base-url": { type: "string" },
   "max-attempts": { type: "string" },
   timeout: { type: "string" },
+  backoff: { type: "string" },
   resume: { type: "boolean" },
   overwrite: { type: "boolean" },
   "dry-run": { type: "boolean" },
@@ -105,11 +109,17 @@ const OPTIONS = {
   version: { type: "boolean", short: "V" },
 } as const;
 
-function positiveNumber(name: string, text: string | undefined, integer = false): number | undefined {
+function positiveNumber(
+  name: string,
+  text: string | undefined,
+  integer = false,
+): number | undefined {
   if (text === undefined) return undefined;
   const n = Number(text);
   if (text.trim() === "" || !Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
-    throw new UsageError(`--${name} must be a ${integer ? "positive whole number" : "number above 0"}: got '${text}'`);
+    throw new UsageError(
+      `--${name} must be a ${integer ? "positive whole number" : "number above 0"}: got '${text}'`,
+    );
   }
   return n;
 }
@@ -300,7 +310,10 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   try {
     return await runCommand(rest, io);
   } catch (error) {
-    if (error instanceof UsageError || isConfigError(error) || (error as { code?: string })?.code?.startsWith("ERR_PARSE_ARGS")) {
+    if (
+      error instanceof UsageError || isConfigError(error) ||
+      (error as { code?: string })?.code?.startsWith("ERR_PARSE_ARGS")
+    ) {
       io.stderr(`model-fine-tuner: ${(error as Error).message}\n`);
       return 2;
     }
@@ -309,7 +322,12 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
 }
 
 async function runCommand(argv: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: OPTIONS,
+    allowPositionals: true,
+    strict: true,
+  });
   if (values.help) {
     io.stdout(HELP);
     return 0;
@@ -320,30 +338,46 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
   }
   if (positionals.length !== 1) {
     throw new UsageError(
-      positionals.length === 0 ? "run needs an input file (or - for stdin)" : `run takes one input file, got ${positionals.length}`,
+      positionals.length === 0
+        ? "run needs an input file (or - for stdin)"
+        : `run takes one input file, got ${positionals.length}`,
     );
   }
   const input = positionals[0];
   const quiet = values.quiet ?? false;
   const log = (text: string) => quiet || io.stderr(text);
-  if (values.provider !== undefined && !(PROVIDERS as readonly string[]).includes(values.provider)) {
-    throw new UsageError(`unknown provider '${values.provider}': use one of ${PROVIDERS.join(", ")}`);
+  if (
+    values.provider !== undefined && !(PROVIDERS as readonly string[]).includes(values.provider)
+  ) {
+    throw new UsageError(
+      `unknown provider '${values.provider}': use one of ${PROVIDERS.join(", ")}`,
+    );
   }
-  if (values.provider !== undefined && values.auto) throw new UsageError("give --provider or --auto, not both");
+  if (values.provider !== undefined && values.auto) {
+    throw new UsageError("give --provider or --auto, not both");
+  }
   const rate = positiveNumber("rate-limit", values["rate-limit"]);
   const maxAttempts = positiveNumber("max-attempts", values["max-attempts"], true);
   const maxInFlight = positiveNumber("max-in-flight", values["max-in-flight"], true);
   const timeoutMs = duration("timeout", values.timeout) ?? 120_000;
+  const backoffMs = duration("backoff", values.backoff);
   const mockLatency = duration("mock-latency", values["mock-latency"]);
-  const failureRate = values["mock-failure-rate"] === undefined ? undefined : Number(values["mock-failure-rate"]);
+  const failureRate = values["mock-failure-rate"] === undefined
+    ? undefined
+    : Number(values["mock-failure-rate"]);
   if (failureRate !== undefined && !(failureRate >= 0 && failureRate <= 1)) {
-    throw new UsageError(`--mock-failure-rate must be between 0 and 1: got '${values["mock-failure-rate"]}'`);
+    throw new UsageError(
+      `--mock-failure-rate must be between 0 and 1: got '${values["mock-failure-rate"]}'`,
+    );
   }
-  if (values.resume && values.overwrite) throw new UsageError("give --resume or --overwrite, not both");
+  if (values.resume && values.overwrite) {
+    throw new UsageError("give --resume or --overwrite, not both");
+  }
 
   const output = values.output ?? "output.jsonl";
   const toStdout = output === "-";
-  let errorsFile = values.errors ?? path.join(toStdout ? "." : path.dirname(output), "errors.jsonl");
+  const errorsFile = values.errors ??
+    path.join(toStdout ? "." : path.dirname(output), "errors.jsonl");
   if (toStdout && values.resume) throw new UsageError("--resume needs an output file, not stdout");
 
   // Input: check it before anything else is touched.
@@ -355,13 +389,26 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
       fs.accessSync(input, fs.constants.R_OK);
     } catch (error) {
       if (error instanceof UsageError) throw error;
-      throw new UsageError(`cannot read ${input}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      throw new UsageError(
+        `cannot read ${input}: ${
+          (error as NodeJS.ErrnoException).code ?? (error as Error).message
+        }`,
+      );
     }
-    if (!toStdout && sameFile(input, output)) throw new UsageError(`the output ${output} is the input; choose another --output`);
+    if (!toStdout && sameFile(input, output)) {
+      throw new UsageError(`the output ${output} is the input; choose another --output`);
+    }
   }
-  if (!toStdout && sameFile(output, errorsFile)) throw new UsageError("--output and --errors must be different files");
-  if (!toStdout && !values.resume && !values.overwrite && !values["dry-run"] && fs.existsSync(output) && fs.statSync(output).size > 0) {
-    throw new UsageError(`${output} already exists: pass --resume to continue it or --overwrite to replace it`);
+  if (!toStdout && sameFile(output, errorsFile)) {
+    throw new UsageError("--output and --errors must be different files");
+  }
+  if (
+    !toStdout && !values.resume && !values.overwrite && !values["dry-run"] &&
+    fs.existsSync(output) && fs.statSync(output).size > 0
+  ) {
+    throw new UsageError(
+      `${output} already exists: pass --resume to continue it or --overwrite to replace it`,
+    );
   }
 
   let lines = linesOf(input === "-" ? io.stdin() : fileBytes(input));
@@ -374,18 +421,37 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
   if (providerName === undefined) {
     const peeked = await peekFormat(lines);
     lines = peeked.lines;
-    const byFormat = peeked.format === "openai-batch" ? "openai" : peeked.format === "gemini-batch" ? "gemini" : undefined;
+    const byFormat = peeked.format === "openai-batch"
+      ? "openai"
+      : peeked.format === "gemini-batch"
+      ? "gemini"
+      : undefined;
     providerName = byFormat ?? (geminiKey ? "gemini" : openaiKey ? "openai" : undefined);
     if (providerName === undefined) {
       throw new UsageError(
         "cannot pick a provider: the input is in the simple format and neither GEMINI_API_KEY nor OPENAI_API_KEY is set; pass --provider (mock runs offline)",
       );
     }
-    log(`auto: provider ${providerName} (${byFormat ? `input is in the ${peeked.format} format` : `${providerName === "gemini" ? "GEMINI_API_KEY" : "OPENAI_API_KEY"} is set`})\n`);
+    log(
+      `auto: provider ${providerName} (${
+        byFormat
+          ? `input is in the ${peeked.format} format`
+          : `${providerName === "gemini" ? "GEMINI_API_KEY" : "OPENAI_API_KEY"} is set`
+      })\n`,
+    );
   }
-  const apiKey = providerName === "gemini" ? geminiKey : providerName === "openai" ? openaiKey : undefined;
+  const apiKey = providerName === "gemini"
+    ? geminiKey
+    : providerName === "openai"
+    ? openaiKey
+    : undefined;
   const baseUrl = values["base-url"] ??
-    (providerName === "gemini" ? env.GEMINI_BASE_URL : providerName === "openai" ? env.OPENAI_BASE_URL : undefined) ?? undefined;
+    (providerName === "gemini"
+      ? env.GEMINI_BASE_URL
+      : providerName === "openai"
+      ? env.OPENAI_BASE_URL
+      : undefined) ??
+    undefined;
   if (providerName !== "mock" && !apiKey && !baseUrl) {
     throw new UsageError(
       providerName === "gemini"
@@ -403,7 +469,9 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
   });
   const targetRate = rate ?? DEFAULT_RATES[providerName];
 
-  if (values["dry-run"]) return await dryRun(lines, { io, provider, rate: targetRate, output, errorsFile });
+  if (values["dry-run"]) {
+    return await dryRun(lines, { io, provider, rate: targetRate, output, errorsFile });
+  }
 
   // The errors file may be the input (the retry workflow: `run errors.jsonl`). Move the input
   // aside first so that nothing is read from a file being rewritten, and nothing is lost on a crash.
@@ -427,7 +495,7 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
   const run = runBatch(lines, {
     provider,
     rate: targetRate,
-    retry: { maxAttempts: maxAttempts ?? 3 },
+    retry: { maxAttempts: maxAttempts ?? 3, baseDelayMs: backoffMs },
     timeoutMs,
     maxInFlight,
     skip,
@@ -439,14 +507,18 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
     interrupts++;
     if (interrupts === 1) {
       stop.abort(new DOMException("interrupted", "AbortError"));
-      io.stderr(`\nstopping: no new requests; waiting for ${run.stats.inFlight} in flight (Ctrl-C again to quit now)\n`);
+      io.stderr(
+        `\nstopping: no new requests; waiting for ${run.stats.inFlight} in flight (Ctrl-C again to quit now)\n`,
+      );
     } else {
       hard.abort(new DOMException("interrupted twice", "AbortError"));
     }
   });
 
   log(
-    `run: ${input} → ${toStdout ? "stdout" : output} (errors → ${errorsFile}) · provider ${provider.name} · model ${provider.model} · ${targetRate} req/s\n`,
+    `run: ${input} → ${
+      toStdout ? "stdout" : output
+    } (errors → ${errorsFile}) · provider ${provider.name} · model ${provider.model} · ${targetRate} req/s\n`,
   );
 
   // Progress: a live line on a terminal, a plain line every 5 s otherwise.
@@ -469,10 +541,22 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
   }
   const stats = await run.done;
   if (!quiet && io.isTTY) io.stderr("\r\x1b[K");
-  for (const line of summaryLines(stats, { output: toStdout ? "stdout" : output, errors: errorsFile })) log(line + "\n");
+  for (
+    const line of summaryLines(stats, { output: toStdout ? "stdout" : output, errors: errorsFile })
+  ) log(line + "\n");
   if (stats.stopped) {
-    const again = ["model-fine-tuner", "run", inputFile, ...argv.filter((a) => a !== input && a !== "--resume" && a !== "--overwrite"), "--resume"];
-    io.stderr(`interrupted with ${finished(stats)} of ${stats.read} lines done; resume with:\n  ${again.map(shellQuote).join(" ")}\n`);
+    const again = [
+      "model-fine-tuner",
+      "run",
+      inputFile,
+      ...argv.filter((a) => a !== input && a !== "--resume" && a !== "--overwrite"),
+      "--resume",
+    ];
+    io.stderr(
+      `interrupted with ${finished(stats)} of ${stats.read} lines done; resume with:\n  ${
+        again.map(shellQuote).join(" ")
+      }\n`,
+    );
     return 130;
   }
   if (inputFile !== input) fs.rmSync(inputFile);
@@ -498,7 +582,9 @@ async function dryRun(
     }
     const first = ids.add(parsed.item.id, lineNo);
     if (first !== 0) {
-      if (bad++ < 20) o.io.stderr(`line ${lineNo}: id '${parsed.item.id}' was already used on line ${first}\n`);
+      if (bad++ < 20) {
+        o.io.stderr(`line ${lineNo}: id '${parsed.item.id}' was already used on line ${first}\n`);
+      }
       continue;
     }
     items++;
@@ -526,18 +612,50 @@ export function processIo(): CliIo {
     env: process.env,
     stderr: (text) => void process.stderr.write(text),
     stdout: (text) =>
-      process.stdout.write(text) ? undefined : new Promise((resolve) => process.stdout.once("drain", () => resolve())),
+      process.stdout.write(text)
+        ? undefined
+        : new Promise((resolve) => process.stdout.once("drain", () => resolve())),
     stdin: () => Readable.toWeb(process.stdin) as unknown as ReadableStream<Uint8Array>,
     isTTY: process.stderr.isTTY === true,
     onInterrupt(handler) {
+      // SIGTERM (process managers, `kill`) stops as gracefully as Ctrl-C.
       process.on("SIGINT", handler);
-      return () => void process.off("SIGINT", handler);
+      process.on("SIGTERM", handler);
+      return () => {
+        process.off("SIGINT", handler);
+        process.off("SIGTERM", handler);
+      };
     },
   };
 }
 
-if (import.meta.main) {
-  const code = await main(process.argv.slice(2), processIo());
-  process.exit(code);
+/** The most open requests Bun's fetch allows; its default is 256. */
+export const BUN_MAX_HTTP_REQUESTS = "65535";
+
+/**
+ * Bun's fetch keeps at most 256 requests open unless `BUN_CONFIG_MAX_HTTP_REQUESTS` is set
+ * before the process starts (setting it at run time has no effect). With 2 s answers that turns
+ * any rate above 128 req/s into a semaphore, so under Bun we start ourselves again with it set.
+ * Returns the child's exit code, or undefined when no relaunch is needed.
+ */
+async function relaunchForBunFetchCap(): Promise<number | undefined> {
+  if (!("Bun" in globalThis) || process.env.BUN_CONFIG_MAX_HTTP_REQUESTS) return undefined;
+  const { spawn } = await import("node:child_process");
+  // A compiled executable sees its own embedded entry ("/$bunfs/...") as argv[1].
+  const args = process.argv.slice(process.argv[1]?.includes("$bunfs") ? 2 : 1);
+  const child = spawn(process.execPath, args, {
+    stdio: "inherit",
+    env: { ...process.env, BUN_CONFIG_MAX_HTTP_REQUESTS: BUN_MAX_HTTP_REQUESTS },
+  });
+  // Ctrl-C reaches the child through the terminal's process group; we only wait for it.
+  process.on("SIGINT", () => {});
+  process.on("SIGTERM", () => child.kill("SIGTERM"));
+  return await new Promise<number>((resolve) => {
+    child.on("exit", (code, signal) => resolve(code ?? (signal === "SIGINT" ? 130 : 1)));
+  });
 }
 
+if (import.meta.main) {
+  const code = (await relaunchForBunFetchCap()) ?? (await main(process.argv.slice(2), processIo()));
+  process.exit(code);
+}

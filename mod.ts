@@ -44,7 +44,13 @@ export {
   parseRetryAfter,
   type RetryOptions,
 } from "./src/retry.ts";
-export { type BatchRun, runBatch, type RunOptions, type RunRecord, type RunStats } from "./src/run.ts";
+export {
+  type BatchRun,
+  runBatch,
+  type RunOptions,
+  type RunRecord,
+  type RunStats,
+} from "./src/run.ts";
 export { type AcquireOptions, Scheduler, type SchedulerOptions } from "./src/scheduler.ts";
 export { TextLineStream, type TextLineStreamOptions } from "./src/text_line_stream.ts";
 export {
@@ -53,7 +59,21 @@ export {
   type ProviderName,
   PROVIDERS,
 } from "./src/providers/create_provider.ts";
-export { classifyGemini, createGeminiProvider, GEMINI_DEFAULT_MODEL, GEMINI_DEFAULT_RATE } from "./src/providers/gemini.ts";
-export { createMockProvider, MOCK_DEFAULT_RATE, type MockProviderOptions } from "./src/providers/mock.ts";
-export { classifyOpenAI, createOpenAIProvider, OPENAI_DEFAULT_MODEL, OPENAI_DEFAULT_RATE } from "./src/providers/openai.ts";
+export {
+  classifyGemini,
+  createGeminiProvider,
+  GEMINI_DEFAULT_MODEL,
+  GEMINI_DEFAULT_RATE,
+} from "./src/providers/gemini.ts";
+export {
+  createMockProvider,
+  MOCK_DEFAULT_RATE,
+  type MockProviderOptions,
+} from "./src/providers/mock.ts";
+export {
+  classifyOpenAI,
+  createOpenAIProvider,
+  OPENAI_DEFAULT_MODEL,
+  OPENAI_DEFAULT_RATE,
+} from "./src/providers/openai.ts";
 export type { HttpProviderOptions, Provider, SendOptions } from "./src/providers/provider.ts";

@@ -34,7 +34,9 @@ export function chatToGemini(chat: ChatRequest): Json {
   if (chat.temperature !== undefined) config.temperature = chat.temperature;
   if (chat.top_p !== undefined) config.topP = chat.top_p;
   if (chat.max_tokens !== undefined) config.maxOutputTokens = chat.max_tokens;
-  if (chat.stop !== undefined) config.stopSequences = typeof chat.stop === "string" ? [chat.stop] : chat.stop;
+  if (chat.stop !== undefined) {
+    config.stopSequences = typeof chat.stop === "string" ? [chat.stop] : chat.stop;
+  }
   if (chat.seed !== undefined) config.seed = chat.seed;
   if (Object.keys(config).length > 0) request.generationConfig = config;
   return request;
@@ -58,7 +60,9 @@ export function openAIBodyToChat(body: Json): ChatRequest {
 export function geminiToChat(request: Json): ChatRequest {
   const partsText = (c: unknown) =>
     Array.isArray((c as Json)?.parts)
-      ? ((c as Json).parts as Json[]).map((p) => (typeof p.text === "string" ? p.text : "")).join("")
+      ? ((c as Json).parts as Json[]).map((p) => (typeof p.text === "string" ? p.text : "")).join(
+        "",
+      )
       : "";
   const messages: ChatRequest["messages"] = [];
   for (const c of (request.contents as Json[]) ?? []) {
@@ -92,7 +96,11 @@ export function toChatCompletion(text: string | null, usage: Usage, model: strin
 /** A minimal Gemini GenerateContentResponse, for an OpenAI answer to a Gemini batch line. */
 export function toGenerateContentResponse(text: string | null, usage: Usage, model: string): Json {
   return {
-    candidates: [{ content: { role: "model", parts: [{ text: text ?? "" }] }, finishReason: "STOP", index: 0 }],
+    candidates: [{
+      content: { role: "model", parts: [{ text: text ?? "" }] },
+      finishReason: "STOP",
+      index: 0,
+    }],
     usageMetadata: {
       promptTokenCount: usage.input_tokens,
       candidatesTokenCount: usage.output_tokens,

@@ -20,7 +20,9 @@ export function parseDurationMs(text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)?\s*$/.exec(text);
   const ms = m ? Number(m[1]) * UNITS[m[2] ?? "s"] : NaN;
   if (!(ms > 0) || !Number.isFinite(ms)) {
-    throw new RangeError(`expected a duration such as 30s, 500ms, 2m or a number of seconds: got '${text}'`);
+    throw new RangeError(
+      `expected a duration such as 30s, 500ms, 2m or a number of seconds: got '${text}'`,
+    );
   }
   return ms;
 }

@@ -63,8 +63,12 @@ const MessagesLine = v.looseObject({
   ...Generation,
 });
 
-/** A chat message in the simple format. */
-export type ChatMessage = v.InferOutput<typeof Message>;
+/** A chat message in the simple format (OpenAI's shape: text or an array of text parts). */
+export interface ChatMessage {
+  role: "system" | "developer" | "user" | "assistant";
+  content: string | { type: string; text?: string; [key: string]: unknown }[];
+  [key: string]: unknown;
+}
 
 /** Generation settings of a simple line, in OpenAI's names. */
 export interface GenerationSettings {
@@ -93,7 +97,11 @@ export type RequestItem =
     original: Record<string, unknown>;
   }
   & (
-    | { format: "openai-batch"; url: (typeof OPENAI_BATCH_URLS)[number]; body: Record<string, unknown> }
+    | {
+      format: "openai-batch";
+      url: (typeof OPENAI_BATCH_URLS)[number];
+      body: Record<string, unknown>;
+    }
     | { format: "gemini-batch"; request: Record<string, unknown> }
     | { format: "simple"; chat: ChatRequest }
   );
@@ -101,7 +109,13 @@ export type RequestItem =
 /** Result of {@linkcode parseLine}: an item, or why the line was rejected. */
 export type ParsedLine =
   | { ok: true; item: RequestItem }
-  | { ok: false; line: number; code: "invalid_json" | "unknown_format" | "invalid_line"; message: string; original?: unknown };
+  | {
+    ok: false;
+    line: number;
+    code: "invalid_json" | "unknown_format" | "invalid_line";
+    message: string;
+    original?: unknown;
+  };
 
 function describe(issues: v.BaseIssue<unknown>[]): string {
   return issues.slice(0, 3).map((issue) => {
@@ -147,7 +161,9 @@ export function parseLine(text: string, line: number, maxLineLength = Infinity):
       ok: false,
       line,
       code: "unknown_format",
-      message: `line ${line}: expected a JSON object, got ${Array.isArray(value) ? "an array" : typeof value}`,
+      message: `line ${line}: expected a JSON object, got ${
+        Array.isArray(value) ? "an array" : typeof value
+      }`,
       original: value,
     };
   }
@@ -166,13 +182,23 @@ export function parseLine(text: string, line: number, maxLineLength = Infinity):
       if (!r.success) return bad(`OpenAI batch line, ${describe(r.issues)}`);
       return {
         ok: true,
-        item: { line, id: r.output.custom_id, original, format, url: r.output.url, body: r.output.body },
+        item: {
+          line,
+          id: r.output.custom_id,
+          original,
+          format,
+          url: r.output.url,
+          body: r.output.body,
+        },
       };
     }
     case "gemini-batch": {
       const r = v.safeParse(GeminiBatchLine, original);
       if (!r.success) return bad(`Gemini batch line, ${describe(r.issues)}`);
-      return { ok: true, item: { line, id: r.output.key, original, format, request: r.output.request } };
+      return {
+        ok: true,
+        item: { line, id: r.output.key, original, format, request: r.output.request },
+      };
     }
     case "simple": {
       if ("prompt" in original && "messages" in original) {
@@ -187,10 +213,29 @@ export function parseLine(text: string, line: number, maxLineLength = Infinity):
         ? [{ role: "user", content: o.prompt }]
         : o.messages;
       const chat: ChatRequest = { messages };
-      for (const key of ["system", "model", "temperature", "top_p", "max_tokens", "stop", "seed"] as const) {
+      for (
+        const key of [
+          "system",
+          "model",
+          "temperature",
+          "top_p",
+          "max_tokens",
+          "stop",
+          "seed",
+        ] as const
+      ) {
         if (o[key] !== undefined) (chat as unknown as Record<string, unknown>)[key] = o[key];
       }
-      return { ok: true, item: { line, id: o.id === undefined ? String(line) : String(o.id), original, format, chat } };
+      return {
+        ok: true,
+        item: {
+          line,
+          id: o.id === undefined ? String(line) : String(o.id),
+          original,
+          format,
+          chat,
+        },
+      };
     }
     default:
       return {

@@ -16,7 +16,9 @@ export class RateMeter {
   /** Records the request count `n` at time `t` (ms) and returns the rate over the window, req/s. */
   sample(t: number, n: number): number {
     this.#samples.push({ t, n });
-    while (this.#samples.length > 2 && this.#samples[1].t <= t - this.#windowMs) this.#samples.shift();
+    while (this.#samples.length > 2 && this.#samples[1].t <= t - this.#windowMs) {
+      this.#samples.shift();
+    }
     const first = this.#samples[0];
     return t > first.t ? ((n - first.n) * 1000) / (t - first.t) : 0;
   }
@@ -35,7 +37,9 @@ function fmtRate(r: number): string {
 export function progressLine(s: RunStats, now: number, achieved: number, total?: number): string {
   const done = finished(s);
   const remaining = total === undefined ? undefined : Math.max(0, total - done);
-  const eta = remaining === undefined ? "?" : formatDuration((remaining / Math.max(s.rate, 1e-9)) * 1000);
+  const eta = remaining === undefined
+    ? "?"
+    : formatDuration((remaining / Math.max(s.rate, 1e-9)) * 1000);
   const parts = [
     `${done}${total === undefined ? "" : `/${total}`}`,
     `ok ${s.ok}`,
@@ -54,14 +58,16 @@ export function summaryLines(s: RunStats, files: { output: string; errors: strin
   const elapsed = (s.endedAt ?? s.startedAt) - s.startedAt;
   const achieved = elapsed > 0 ? (s.requests * 1000) / elapsed : 0;
   const lines = [
-    `${s.stopped ? "stopped" : "done"}: ${finished(s)} of ${s.read} lines · ok ${s.ok} → ${files.output} · failed ${
+    `${s.stopped ? "stopped" : "done"}: ${
+      finished(s)
+    } of ${s.read} lines · ok ${s.ok} → ${files.output} · failed ${
       s.failed + s.invalid
     } → ${files.errors}${s.skipped ? ` · skipped ${s.skipped} (already in output)` : ""}${
       s.unsent ? ` · unsent ${s.unsent}` : ""
     }`,
-    `${s.requests} requests (${s.retries} retries) at ${fmtRate(achieved)} req/s (target ${fmtRate(s.rate)}) · elapsed ${
-      formatDuration(elapsed)
-    } · tokens in ${s.tokensIn} / out ${s.tokensOut}`,
+    `${s.requests} requests (${s.retries} retries) at ${fmtRate(achieved)} req/s (target ${
+      fmtRate(s.rate)
+    }) · elapsed ${formatDuration(elapsed)} · tokens in ${s.tokensIn} / out ${s.tokensOut}`,
   ];
   return lines;
 }

@@ -5,8 +5,14 @@
  * @module
  */
 import { type Clock, delay, systemClock } from "./clock.ts";
-import { isProviderError, type FailureInfo } from "./errors.ts";
-import { errorRecord, type ErrorField, outputRecord, parseLine, type RequestItem } from "./formats.ts";
+import { type FailureInfo, isProviderError } from "./errors.ts";
+import {
+  type ErrorField,
+  errorRecord,
+  outputRecord,
+  parseLine,
+  type RequestItem,
+} from "./formats.ts";
 import { IdSet } from "./id_set.ts";
 import type { Provider } from "./providers/provider.ts";
 import { backoffDelay, normalizeRetryOptions, type RetryOptions } from "./retry.ts";
@@ -118,7 +124,9 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
   const lane = options.lane ?? {};
   const maxInFlight = options.maxInFlight ?? Math.ceil((2 * rate * timeoutMs) / 1000) + 64;
   if (!Number.isInteger(maxInFlight) || maxInFlight < 1) {
-    throw new RangeError(`Cannot run as 'maxInFlight' must be a positive integer: current value is ${maxInFlight}`);
+    throw new RangeError(
+      `Cannot run as 'maxInFlight' must be a positive integer: current value is ${maxInFlight}`,
+    );
   }
   const seen = new IdSet();
   const stats: RunStats = {
@@ -160,10 +168,25 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
   const emit = (r: RunRecord) => {
     if (!closed) controller.enqueue(r);
   };
-  const fail = (item: RequestItem, attempts: number, info: Pick<FailureInfo, "status" | "code" | "message">) => {
+  const fail = (
+    item: RequestItem,
+    attempts: number,
+    info: Pick<FailureInfo, "status" | "code" | "message">,
+  ) => {
     stats.failed++;
-    const error: ErrorField = { status: info.status, code: info.code, message: info.message, attempts, line: item.line };
-    emit({ type: "error", line: item.line, id: item.id, record: errorRecord(item.original, item.id, error) });
+    const error: ErrorField = {
+      status: info.status,
+      code: info.code,
+      message: info.message,
+      attempts,
+      line: item.line,
+    };
+    emit({
+      type: "error",
+      line: item.line,
+      id: item.id,
+      record: errorRecord(item.original, item.id, error),
+    });
   };
   const settle = () => {
     tasks--;
@@ -263,7 +286,13 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
         const parsed = parseLine(text, lineNo, maxLineLength);
         if (!parsed.ok) {
           const { code, message } = parsed;
-          await reject(lineNo, parsed.original ?? text, { status: 0, code, message, attempts: 0, line: lineNo });
+          await reject(lineNo, parsed.original ?? text, {
+            status: 0,
+            code,
+            message,
+            attempts: 0,
+            line: lineNo,
+          });
           if (stopping()) break;
           continue;
         }
@@ -271,7 +300,13 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
         const firstLine = seen.add(item.id, lineNo);
         if (firstLine !== 0) {
           const message = `line ${lineNo}: id '${item.id}' was already used on line ${firstLine}`;
-          await reject(lineNo, item.original, { status: 0, code: "duplicate_id", message, attempts: 0, line: lineNo }, item.id);
+          await reject(lineNo, item.original, {
+            status: 0,
+            code: "duplicate_id",
+            message,
+            attempts: 0,
+            line: lineNo,
+          }, item.id);
           if (stopping()) break;
           continue;
         }
@@ -280,10 +315,11 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
           continue;
         }
         await until(() => tasks < maxInFlight && controller.desiredSize! > 0);
-        if (stopping()) break;
         try {
+          if (stopping()) throw halt?.reason;
           await scheduler.acquire({ signal: halt, lane });
         } catch {
+          stats.unsent++; // read but never sent: a resume picks it up
           break;
         }
         tasks++;

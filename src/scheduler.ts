@@ -73,7 +73,10 @@ function assertRate(rate: number): void {
  *
  * Slot i is due at `t0 + i * 1000 / rate` (no chain of sleeps, so no drift). When the timer
  * fires late, overdue slots are released at once, but never more than `ceil(rate)` in any
- * window of `ceil(rate) / rate` seconds: for an integer rate R, at most R in any 1 s window.
+ * window of `ceil(rate) / rate` seconds: for an integer rate R, at most R in any 1 s window
+ * (a tolerance of half a slot, at most 2 ms, absorbs timer jitter; at worst it lets one more
+ * through at a window's edge). A stall longer than the window can absorb is forgiven, not
+ * repaid: the grid restarts after the catch-up burst.
  *
  * @example
  * ```ts
@@ -250,8 +253,17 @@ export class Scheduler {
       due = this.#t0;
     }
     if (this.#ringFill === this.#k) {
-      // The oldest of the last k releases bounds how soon the window allows another.
-      due = Math.max(due, this.#ring[this.#ringPos] + this.#spanMs);
+      // The oldest of the last k releases bounds how soon the window allows another. The
+      // tolerance keeps ordinary timer lateness (a fraction of a ms) from pushing the grid back.
+      const interval = 1000 / this.#rate;
+      const bound = this.#ring[this.#ringPos] + this.#spanMs - Math.min(2, interval / 2);
+      if (bound > due + interval) {
+        // A stall used up the window: catch-up ends here and the grid restarts at the bound,
+        // rather than owing slots it could only pay back as a burst every window.
+        this.#t0 = bound;
+        this.#n = 0;
+      }
+      due = Math.max(due, bound);
     }
     return due;
   }

@@ -74,6 +74,13 @@ export function createProvider(config: ProviderConfig): Provider {
   if (!c.apiKey && !c.baseUrl) {
     throw new ConfigError(`The ${c.provider} provider needs an API key`);
   }
-  const options = { apiKey: c.apiKey, baseUrl: c.baseUrl, model: c.model, timeoutMs: c.timeoutMs, headers: c.headers, fetch };
+  const options = {
+    apiKey: c.apiKey,
+    baseUrl: c.baseUrl,
+    model: c.model,
+    timeoutMs: c.timeoutMs,
+    headers: c.headers,
+    fetch,
+  };
   return c.provider === "gemini" ? createGeminiProvider(options) : createOpenAIProvider(options);
 }

@@ -28,7 +28,8 @@ type Detail = { "@type"?: string; retryDelay?: unknown; violations?: { quotaId?:
 
 /** Reads a Gemini error body (`{error: {code, message, status, details}}`). */
 export function classifyGemini(status: number, body: unknown, headers: Headers): FailureInfo {
-  const error = (body as { error?: { message?: unknown; status?: unknown; details?: Detail[] } })?.error;
+  const error = (body as { error?: { message?: unknown; status?: unknown; details?: Detail[] } })
+    ?.error;
   const code = typeof error?.status === "string" ? error.status : `http_${status}`;
   const message = typeof error?.message === "string"
     ? error.message
@@ -59,10 +60,14 @@ function usageOf(body: Record<string, unknown>): Usage {
 }
 
 function textOf(body: Record<string, unknown>): string | null {
-  const parts = (body.candidates as { content?: { parts?: { text?: unknown; thought?: unknown }[] } }[] | undefined)
+  const parts = (body.candidates as
+    | { content?: { parts?: { text?: unknown; thought?: unknown }[] } }[]
+    | undefined)
     ?.[0]?.content?.parts;
   if (!Array.isArray(parts)) return null;
-  const texts = parts.filter((p) => typeof p.text === "string" && p.thought !== true).map((p) => p.text as string);
+  const texts = parts.filter((p) => typeof p.text === "string" && p.thought !== true).map((p) =>
+    p.text as string
+  );
   return texts.length ? texts.join("") : null;
 }
 
@@ -91,7 +96,9 @@ export function createGeminiProvider(options: HttpProviderOptions = {}): Provide
         if (item.chat.model) model = item.chat.model;
       } else {
         if (item.url !== "/v1/chat/completions") {
-          throw new TypeError(`line ${item.line}: Gemini cannot serve ${item.url}; use --provider openai`);
+          throw new TypeError(
+            `line ${item.line}: Gemini cannot serve ${item.url}; use --provider openai`,
+          );
         }
         const chat = openAIBodyToChat(item.body);
         request = chatToGemini(chat);

@@ -4,9 +4,19 @@
  * @module
  */
 import { type Clock, delay, systemClock } from "../clock.ts";
-import { geminiToChat, openAIBodyToChat, toChatCompletion, toGenerateContentResponse } from "../convert.ts";
+import {
+  geminiToChat,
+  openAIBodyToChat,
+  toChatCompletion,
+  toGenerateContentResponse,
+} from "../convert.ts";
 import { ProviderError } from "../errors.ts";
-import { type ChatRequest, contentText, type ProviderResponse, type RequestItem } from "../formats.ts";
+import {
+  type ChatRequest,
+  contentText,
+  type ProviderResponse,
+  type RequestItem,
+} from "../formats.ts";
 import type { Provider, SendOptions } from "./provider.ts";
 
 /** Options for {@linkcode createMockProvider}. */
@@ -46,12 +56,17 @@ function chatOf(item: RequestItem): ChatRequest {
 
 /** Creates the in-process mock provider. */
 export function createMockProvider(options: MockProviderOptions = {}): Provider {
-  const { latencyMs = 20, failureRate = 0, seed = 1, model = "mock-1", clock = systemClock } = options;
+  const { latencyMs = 20, failureRate = 0, seed = 1, model = "mock-1", clock = systemClock } =
+    options;
   if (!(latencyMs >= 0) || !Number.isFinite(latencyMs)) {
-    throw new RangeError(`Cannot mock as 'latencyMs' must be a finite number >= 0: current value is ${latencyMs}`);
+    throw new RangeError(
+      `Cannot mock as 'latencyMs' must be a finite number >= 0: current value is ${latencyMs}`,
+    );
   }
   if (!(failureRate >= 0 && failureRate <= 1)) {
-    throw new RangeError(`Cannot mock as 'failureRate' must be in [0, 1]: current value is ${failureRate}`);
+    throw new RangeError(
+      `Cannot mock as 'failureRate' must be in [0, 1]: current value is ${failureRate}`,
+    );
   }
   const random = prng(seed);
   return {
@@ -62,14 +77,25 @@ export function createMockProvider(options: MockProviderOptions = {}): Provider 
       const fails = failureRate > 0 && random() < failureRate;
       await delay(latencyMs, { clock, signal });
       if (fails) {
-        throw new ProviderError({ status: 500, code: "mock_failure", message: "mock provider: planned failure", retryable: true });
+        throw new ProviderError({
+          status: 500,
+          code: "mock_failure",
+          message: "mock provider: planned failure",
+          retryable: true,
+        });
       }
       const chat = chatOf(item);
       const last = chat.messages.findLast((m) => m.role === "user");
       const prompt = last ? contentText(last.content) : "";
       const text = `mock answer: ${prompt.slice(0, 200)}`;
-      const inputChars = chat.messages.reduce((n, m) => n + contentText(m.content).length, chat.system?.length ?? 0);
-      const usage = { input_tokens: Math.ceil(inputChars / 4), output_tokens: Math.ceil(text.length / 4) };
+      const inputChars = chat.messages.reduce(
+        (n, m) => n + contentText(m.content).length,
+        chat.system?.length ?? 0,
+      );
+      const usage = {
+        input_tokens: Math.ceil(inputChars / 4),
+        output_tokens: Math.ceil(text.length / 4),
+      };
       const body = item.format === "gemini-batch"
         ? toGenerateContentResponse(text, usage, model)
         : toChatCompletion(text, usage, model);

@@ -51,7 +51,8 @@ function usageOf(body: Record<string, unknown>): Usage {
 }
 
 function textOf(body: Record<string, unknown>): string | null {
-  const choice = (body.choices as { message?: { content?: unknown }; text?: unknown }[] | undefined)?.[0];
+  const choice = (body.choices as { message?: { content?: unknown }; text?: unknown }[] | undefined)
+    ?.[0];
   if (typeof choice?.message?.content === "string") return choice.message.content;
   if (typeof choice?.text === "string") return choice.text;
   if (typeof body.output_text === "string") return body.output_text;
@@ -96,10 +97,14 @@ export function createOpenAIProvider(options: HttpProviderOptions = {}): Provide
       });
       const usage = usageOf(res.body);
       const text = textOf(res.body);
-      const answeredModel = typeof res.body.model === "string" ? res.body.model : String(body.model);
+      const answeredModel = typeof res.body.model === "string"
+        ? res.body.model
+        : String(body.model);
       return {
         status: res.status,
-        body: item.format === "gemini-batch" ? toGenerateContentResponse(text, usage, answeredModel) : res.body,
+        body: item.format === "gemini-batch"
+          ? toGenerateContentResponse(text, usage, answeredModel)
+          : res.body,
         text,
         usage,
         requestId: res.headers.get("x-request-id") ?? undefined,

@@ -65,7 +65,12 @@ export function createClient(options: HttpProviderOptions): KyInstance {
 export type Classify = (status: number, body: unknown, headers: Headers) => FailureInfo;
 
 /** The default classification: by status, with the provider's delay hint from headers. */
-export function classifyByStatus(status: number, code: string, message: string, headers: Headers): FailureInfo {
+export function classifyByStatus(
+  status: number,
+  code: string,
+  message: string,
+  headers: Headers,
+): FailureInfo {
   return {
     status,
     code,
@@ -90,7 +95,12 @@ export async function postJson(
   client: KyInstance,
   url: string,
   body: unknown,
-  init: { headers: Record<string, string>; signal?: AbortSignal; apiKey?: string; classify: Classify },
+  init: {
+    headers: Record<string, string>;
+    signal?: AbortSignal;
+    apiKey?: string;
+    classify: Classify;
+  },
 ): Promise<JsonResponse> {
   const { signal, apiKey } = init;
   const fail = (info: FailureInfo, cause?: unknown): never => {
@@ -104,7 +114,10 @@ export async function postJson(
   } catch (error) {
     if (signal?.aborted) throw signal.reason;
     if ((error as Error)?.name === "TimeoutError") {
-      return fail({ status: 0, code: "timeout", message: "the request timed out", retryable: true }, error);
+      return fail(
+        { status: 0, code: "timeout", message: "the request timed out", retryable: true },
+        error,
+      );
     }
     return fail({
       status: 0,
@@ -128,7 +141,11 @@ export async function postJson(
       retryable: true,
     });
   }
-  return { status: response.status, body: parsed as Record<string, unknown>, headers: response.headers };
+  return {
+    status: response.status,
+    body: parsed as Record<string, unknown>,
+    headers: response.headers,
+  };
 }
 
 /** Joins a base URL and a path with exactly one slash. */

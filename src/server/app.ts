@@ -1,0 +1,315 @@
+/**
+ * The HTTP server as a Hono app (web globals only): NDJSON in, NDJSON out, every run sharing one
+ * scheduler per provider quota, round-robin between runs. `server.ts` serves it on a runtime.
+ * @module
+ */
+import { Hono } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { stream } from "hono/streaming";
+import type { Clock } from "../clock.ts";
+import type { Provider } from "../providers/provider.ts";
+import { runBatch, type RunStats } from "../run.ts";
+import { Scheduler } from "../scheduler.ts";
+import { TextLineStream } from "../text_line_stream.ts";
+import { bearerChecker } from "./_auth.ts";
+import { parseRunOptions } from "./_run_options.ts";
+
+/** Options for {@linkcode createApp}. */
+export interface ServerOptions {
+  /** Where every run's requests go. Callers can not change it (nor its base URL or key). */
+  provider: Provider;
+  /**
+   * Requests per second for all runs together: the provider quota this app serves.
+   * @default provider.defaultRate
+   */
+  rate?: number;
+  /**
+   * Bearer token callers must send on `/v1/*`. Without one the app answers everyone who can
+   * reach it: `server.ts` then listens on loopback only; do the same when you mount it.
+   * @default undefined (no check)
+   */
+  token?: string;
+  /**
+   * Longest input line, in characters; a longer line becomes an error line in the stream and
+   * the run goes on.
+   * @default 1_048_576 (1 MiB)
+   */
+  maxLineLength?: number;
+  /**
+   * Largest request body, in bytes: a larger `Content-Length` is refused with 413; a chunked
+   * body that grows past it ends its run's input (in-flight items finish, the summary says why).
+   * @default Infinity
+   */
+  maxBodyBytes?: number;
+  /**
+   * Attempts per item, the first included, when the caller sets no `max_attempts`.
+   * @default 3
+   */
+  maxAttempts?: number;
+  /**
+   * Per-request timeout the provider was built with; sizes each run's in-flight ceiling.
+   * @default 120000
+   */
+  timeoutMs?: number;
+  /** Time source of the scheduler and the backoff waits. @default systemClock */
+  clock?: Clock;
+  /**
+   * Shuts the app down gracefully: runs stop dispatching, their in-flight requests finish and
+   * each stream ends with its summary; new runs get 503.
+   */
+  signal?: AbortSignal;
+}
+
+/** The last line of every `POST /v1/runs` response. */
+export interface RunSummaryLine {
+  summary: RunStats & {
+    /** The run id, as in the `x-mft-run-id` response header. */
+    id: string;
+    /** Why the input ended early (body over the limit, upload broken), when it did. */
+    error?: { code: string; message: string };
+  };
+}
+
+/** One run in progress, as `GET /v1/stats` lists it. */
+interface RunEntry {
+  id: string;
+  stats: RunStats;
+  startedAt: string;
+}
+
+const DEFAULT_MAX_LINE_LENGTH = 1_048_576;
+
+class BodyTooLargeError extends Error {
+  override name = "BodyTooLargeError";
+}
+
+function assertPositive(name: string, value: number | undefined, integer: boolean): void {
+  if (value === undefined) return;
+  if (
+    typeof value !== "number" || !(value > 0) ||
+    (integer && !Number.isInteger(value) && value !== Infinity)
+  ) {
+    throw new RangeError(
+      `Cannot create the server app as '${name}' must be a positive ${
+        integer ? "integer" : "number"
+      }: current value is ${value}`,
+    );
+  }
+}
+
+/** Counts bytes through; errors the stream once more than `max` have passed. */
+function byteLimit(max: number): TransformStream<Uint8Array, Uint8Array> {
+  let seen = 0;
+  return new TransformStream({
+    transform(chunk, controller) {
+      seen += chunk.byteLength;
+      if (seen > max) {
+        controller.error(
+          new BodyTooLargeError(`the request body is larger than the limit of ${max} bytes`),
+        );
+      } else {
+        controller.enqueue(chunk);
+      }
+    },
+  });
+}
+
+function describeInputError(error: unknown): { code: string; message: string } {
+  const e = error as Error | undefined;
+  if (e?.name === "BodyTooLargeError") return { code: "body_too_large", message: e.message };
+  if (e?.name === "AbortError") return { code: "cancelled", message: "the run was cancelled" };
+  return {
+    code: "input_error",
+    message: `reading the request body failed: ${e?.message ?? String(error)}`,
+  };
+}
+
+/**
+ * Creates the server app. Routes:
+ * - `POST /v1/runs`: body NDJSON lines in any input format the CLI takes, read as a stream;
+ *   `?max_attempts=N` (or header `x-mft-max-attempts`). Answers `application/x-ndjson`, one
+ *   output or error record per line as each finishes (the CLI's file shapes), then one
+ *   {@linkcode RunSummaryLine}. The run id is in the `x-mft-run-id` header. A client that
+ *   disconnects cancels its run: nothing more is sent for it, its in-flight requests are aborted.
+ * - `GET /v1/stats`: `{ rate, in_flight, queued, runs: [{ id, read, ok, failed, invalid,
+ *   in_flight, retrying, started_at }] }`.
+ * - `GET /healthz`: `{ "status": "ok" }`, without auth.
+ *
+ * Errors are JSON `{ "error": { "code", "message" } }`: 400 bad option or no body, 401 missing or
+ * wrong token, 413 body over `maxBodyBytes`, 503 shutting down.
+ *
+ * @param options The provider, the shared rate and the limits.
+ * @returns A Hono app; mount it with `parent.route("/mft", createApp(...))` or serve `app.fetch`.
+ * @throws {RangeError} when a numeric option is not positive.
+ *
+ * @example
+ * ```ts
+ * import { createApp } from "./app.ts";
+ * import { createMockProvider } from "../providers/mock.ts";
+ * const app = createApp({ provider: createMockProvider({ latencyMs: 1 }), rate: 100 });
+ * const res = await app.request("/v1/runs", { method: "POST", body: '{"prompt":"hi"}\n' });
+ * const lines = (await res.text()).trim().split("\n").map((l) => JSON.parse(l));
+ * lines.at(-1).summary.ok; // 1
+ * ```
+ */
+export function createApp(options: ServerOptions): Hono {
+  const { provider, clock, signal: appSignal } = options;
+  if (typeof provider?.send !== "function") {
+    throw new TypeError(`Expected 'provider' to be a Provider: current value is ${provider}`);
+  }
+  assertPositive("rate", options.rate, false);
+  assertPositive("maxLineLength", options.maxLineLength, true);
+  assertPositive("maxBodyBytes", options.maxBodyBytes, true);
+  assertPositive("maxAttempts", options.maxAttempts, true);
+  assertPositive("timeoutMs", options.timeoutMs, false);
+  if (options.token !== undefined && (typeof options.token !== "string" || options.token === "")) {
+    throw new TypeError("Expected 'token' to be a non-empty string or undefined");
+  }
+  const rate = options.rate ?? provider.defaultRate;
+  const maxLineLength = options.maxLineLength ?? DEFAULT_MAX_LINE_LENGTH;
+  const maxBodyBytes = options.maxBodyBytes ?? Infinity;
+  const maxAttempts = options.maxAttempts ?? 3;
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  // One scheduler for the quota; each run is a lane, so slots go round-robin between runs.
+  const scheduler = new Scheduler({ rate, clock });
+  const runs = new Map<string, RunEntry>();
+  const check = options.token === undefined ? undefined : bearerChecker(options.token);
+
+  const app = new Hono();
+  const fail = (
+    c: { json: (body: unknown, status: ContentfulStatusCode) => Response },
+    status: ContentfulStatusCode,
+    code: string,
+    message: string,
+  ) => c.json({ error: { code, message } }, status);
+
+  app.onError((error, c) =>
+    fail(c, 500, "internal_error", (error as Error)?.message ?? String(error))
+  );
+  app.notFound((c) => fail(c, 404, "not_found", `no route for ${c.req.method} ${c.req.path}`));
+
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+
+  app.use("/v1/*", async (c, next) => {
+    if (check) {
+      const failure = await check(c.req.header("authorization"));
+      if (failure) {
+        c.header("www-authenticate", 'Bearer realm="model-fine-tuner"');
+        return fail(c, 401, failure.code, failure.message);
+      }
+    }
+    await next();
+  });
+
+  app.get("/v1/stats", (c) => {
+    let inFlight = 0;
+    const list = [...runs.values()].map((r) => {
+      inFlight += r.stats.inFlight;
+      return {
+        id: r.id,
+        read: r.stats.read,
+        ok: r.stats.ok,
+        failed: r.stats.failed,
+        invalid: r.stats.invalid,
+        in_flight: r.stats.inFlight,
+        retrying: r.stats.retrying,
+        started_at: r.startedAt,
+      };
+    });
+    return c.json({
+      rate: scheduler.rate,
+      in_flight: inFlight,
+      queued: scheduler.waiting,
+      runs: list,
+    });
+  });
+
+  app.post("/v1/runs", (c) => {
+    const parsed = parseRunOptions(c.req.query(), c.req.raw.headers);
+    if (!parsed.ok) return fail(c, 400, parsed.code, parsed.message);
+    const body = c.req.raw.body;
+    if (body === null) {
+      return fail(
+        c,
+        400,
+        "empty_body",
+        "the request body must be NDJSON lines (one request per line)",
+      );
+    }
+    const length = Number(c.req.header("content-length") ?? NaN);
+    if (length > maxBodyBytes) {
+      return fail(
+        c,
+        413,
+        "body_too_large",
+        `the request body is ${length} bytes, over the limit of ${maxBodyBytes}`,
+      );
+    }
+    if (appSignal?.aborted) return fail(c, 503, "shutting_down", "the server is shutting down");
+
+    const id = crypto.randomUUID();
+    const stop = new AbortController();
+    const hard = new AbortController();
+    const cancel = () => {
+      const reason = new DOMException("the client disconnected", "AbortError");
+      hard.abort(reason);
+      stop.abort(reason);
+    };
+    const stopSignal = appSignal ? AbortSignal.any([stop.signal, appSignal]) : stop.signal;
+    // The pipe's signal also cancels the body when the run is cancelled while waiting for a line.
+    let bytes: ReadableStream<Uint8Array> = body;
+    if (maxBodyBytes !== Infinity) {
+      bytes = bytes.pipeThrough(byteLimit(maxBodyBytes), { signal: hard.signal });
+    }
+    const lines = bytes
+      .pipeThrough(new TextDecoderStream(), { signal: hard.signal })
+      .pipeThrough(new TextLineStream({ maxLineLength }));
+    const run = runBatch(lines, {
+      provider,
+      scheduler,
+      lane: { run: id },
+      retry: { maxAttempts: parsed.options.maxAttempts ?? maxAttempts },
+      timeoutMs,
+      maxLineLength,
+      stopSignal,
+      signal: hard.signal,
+      clock,
+    });
+    runs.set(id, { id, stats: run.stats, startedAt: new Date().toISOString() });
+    const onRequestAbort = () => cancel();
+    c.req.raw.signal?.addEventListener("abort", onRequestAbort, { once: true });
+
+    c.header("content-type", "application/x-ndjson");
+    c.header("cache-control", "no-store");
+    c.header("x-content-type-options", "nosniff");
+    c.header("x-accel-buffering", "no");
+    c.header("x-mft-run-id", id);
+    return stream(c, async (out) => {
+      out.onAbort(cancel);
+      try {
+        try {
+          for await (const r of run.results) {
+            await out.write(JSON.stringify(r.record) + "\n");
+          }
+        } catch {
+          // The input failed; `run.done` says why, below.
+        }
+        let error: { code: string; message: string } | undefined;
+        try {
+          await run.done;
+        } catch (e) {
+          error = describeInputError(e);
+        }
+        const summary: RunSummaryLine = {
+          summary: { id, ...run.stats, ...(error ? { error } : {}) },
+        };
+        await out.write(JSON.stringify(summary) + "\n");
+      } finally {
+        runs.delete(id);
+        c.req.raw.signal?.removeEventListener("abort", onRequestAbort);
+      }
+    });
+  });
+
+  return app;
+}
