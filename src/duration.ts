@@ -30,8 +30,8 @@ export function parseDurationMs(text: string): number {
 /** Formats milliseconds compactly: `850ms`, `12.3s`, `4m05s`, `2h07m`. */
 export function formatDuration(ms: number): string {
   if (!Number.isFinite(ms)) return "?";
-  if (ms < 1000) return `${Math.round(ms)}ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  if (Math.round(ms) < 1000) return `${Math.round(ms)}ms`;
+  if (Math.round(ms / 100) < 600) return `${(ms / 1000).toFixed(1)}s`;
   const s = Math.round(ms / 1000);
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
   const m = Math.round(s / 60);

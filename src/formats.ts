@@ -162,7 +162,7 @@ export function parseLine(text: string, line: number, maxLineLength = Infinity):
       line,
       code: "unknown_format",
       message: `line ${line}: expected a JSON object, got ${
-        Array.isArray(value) ? "an array" : typeof value
+        value === null ? "null" : Array.isArray(value) ? "an array" : typeof value
       }`,
       original: value,
     };

@@ -85,6 +85,8 @@ export function parseRetryAfter(headers: Headers, nowMs: number = Date.now()): n
   const value = headers.get("retry-after");
   if (value === null || value.trim() === "") return undefined;
   if (/^\s*\d+(\.\d+)?\s*$/.test(value)) return Number(value) * 1000;
+  // Only an HTTP date ("Wed, 21 Oct 2015 07:28:00 GMT"); Date.parse takes far too much else.
+  if (!/^\s*(Mon|Tue|Wed|Thu|Fri|Sat|Sun)/i.test(value)) return undefined;
   const date = Date.parse(value);
   if (Number.isNaN(date)) return undefined;
   return Math.max(0, date - nowMs);

@@ -188,7 +188,8 @@ export class Scheduler {
     assertRate(rate);
     if (rate === this.#rate) return;
     const now = this.#clock.now();
-    this.#t0 = Math.max(this.#nextDue(), now - this.#maxLagMs);
+    // Idle time is not owed to anyone (as in acquire); a queue that is behind keeps its lag.
+    this.#t0 = Math.max(this.#nextDue(), this.#waiting === 0 ? now : now - this.#maxLagMs);
     this.#n = 0;
     this.#applyRate(rate);
     this.#rearm();

@@ -1,0 +1,490 @@
+// Tests of src/scheduler.ts on a hand-driven clock: every assertion is on the release times the
+// scheduler hands out, never on the wall clock.
+import { expect, test } from "bun:test";
+import type { Clock } from "../src/clock.ts";
+import { Scheduler } from "../src/scheduler.ts";
+import { FakeClock, flush } from "./_fake_clock.ts";
+
+/** The jitter tolerance of the class doc: half a slot, at most 2 ms. */
+function tolerance(rate: number): number {
+  return Math.min(2, 1000 / rate / 2);
+}
+
+/** Queues `n` waiters and records each release time, in release order. */
+function acquireMany(
+  scheduler: Scheduler,
+  n: number,
+  options: { lane?: unknown } = {},
+): number[] {
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) scheduler.acquire(options).then((t) => times.push(t));
+  return times;
+}
+
+/** Most releases inside any half-open window [t, t + width). */
+function maxInWindow(times: number[], width: number): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  let best = 0;
+  let j = 0;
+  for (let i = 0; i < sorted.length; i++) {
+    if (j < i) j = i;
+    while (j < sorted.length && sorted[j] < sorted[i] + width) j++;
+    best = Math.max(best, j - i);
+  }
+  return best;
+}
+
+/** Differences between consecutive times. */
+function gaps(times: number[]): number[] {
+  return times.slice(1).map((t, i) => t - times[i]);
+}
+
+/**
+ * Asserts the window rule of the class doc: at most ceil(R) releases in any 1 s window, one more
+ * only where the jitter tolerance applies (so never more than ceil(R) in a window shortened by
+ * the tolerance).
+ */
+function expectWindowRule(times: number[], rate: number): void {
+  const k = Math.ceil(rate);
+  expect(maxInWindow(times, 1000)).toBeLessThanOrEqual(k + 1);
+  expect(maxInWindow(times, 1000 - tolerance(rate))).toBeLessThanOrEqual(k);
+}
+
+/** A rejection reason captured without leaving the promise unhandled. */
+function reasonOf(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(() => "resolved", (reason) => reason);
+}
+
+for (const rate of [10, 60, 0.25, 2.5]) {
+  test(`Scheduler releases slot i at exactly t0 + i*1000/R at rate ${rate}`, async () => {
+    const clock = new FakeClock();
+    const t0 = clock.now();
+    const scheduler = new Scheduler({ rate, clock });
+    const times = acquireMany(scheduler, 25);
+    await clock.advance((24 * 1000) / rate);
+    expect(times).toHaveLength(25);
+    times.forEach((t, i) => expect(t).toBe(t0 + (i * 1000) / rate));
+    expect(clock.pending).toBe(0);
+  });
+}
+
+test("Scheduler at rate 0.25 releases nothing between slots 4000 ms apart", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const scheduler = new Scheduler({ rate: 0.25, clock });
+  const times = acquireMany(scheduler, 3);
+  await clock.advance(3999);
+  expect(times).toEqual([t0]);
+  await clock.advance(1);
+  expect(times).toEqual([t0, t0 + 4000]);
+});
+
+/**
+ * A clock whose timers fire `lateMs` after they are due, like real timers do; fired in due
+ * order without FakeClock's per-timer flush (about 1 ms of real time each under Bun), so that
+ * ten thousand slots take milliseconds. The scheduler resolves waiters synchronously in the
+ * timer callback, so no flush is needed between timers.
+ */
+class LateTimerClock implements Clock {
+  #now = 1000;
+  #timers: { id: number; at: number; fn: () => void }[] = [];
+  #nextId = 1;
+  constructor(readonly lateMs: number) {}
+  now(): number {
+    return this.#now;
+  }
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = this.#nextId++;
+    this.#timers.push({ id, at: this.#now + Math.max(0, ms) + this.lateMs, fn });
+    return id;
+  }
+  clearTimeout(handle: unknown): void {
+    this.#timers = this.#timers.filter((t) => t.id !== handle);
+  }
+  get pending(): number {
+    return this.#timers.length;
+  }
+  /** Fires every timer due up to now + ms, in order. */
+  run(ms: number): void {
+    const end = this.#now + ms;
+    while (true) {
+      this.#timers.sort((a, b) => a.at - b.at || a.id - b.id);
+      const next = this.#timers[0];
+      if (!next || next.at > end) break;
+      this.#timers.shift();
+      this.#now = Math.max(this.#now, next.at);
+      next.fn();
+    }
+    this.#now = end;
+  }
+}
+
+test("Scheduler does not drift over 10,000 slots: slot 10,000 is at t0 + 10000/R", async () => {
+  const rate = 7; // 1000/7 ms is not a whole number, so any accumulated rounding would show
+  const clock = new LateTimerClock(0);
+  const t0 = clock.now();
+  const scheduler = new Scheduler({ rate, clock });
+  const times = acquireMany(scheduler, 10_001);
+  clock.run((10_000 * 1000) / rate + 1);
+  await flush();
+  expect(times).toHaveLength(10_001);
+  expect(times[10_000]).toBe(t0 + (10_000 * 1000) / rate);
+  expect(times[5_000]).toBe(t0 + (5_000 * 1000) / rate);
+  expect(scheduler.released).toBe(10_001);
+});
+
+test("Scheduler keeps the grid when every timer fires late: no drift over 10,000 slots", async () => {
+  const rate = 10;
+  const clock = new LateTimerClock(0.7);
+  const t0 = clock.now();
+  const scheduler = new Scheduler({ rate, clock });
+  const times = acquireMany(scheduler, 10_001);
+  clock.run(10_000 * 100 + 10);
+  await flush();
+  expect(times).toHaveLength(10_001);
+  // Each release is at most one timer's lateness behind its slot; a chain of sleeps would be
+  // 10,000 × 0.7 ms = 7 s behind by now.
+  expect(times[10_000] - (t0 + 10_000 * 100)).toBeCloseTo(0.7, 6);
+  for (const gap of gaps(times.slice(1))) expect(gap).toBeCloseTo(100, 6);
+});
+
+test("Scheduler catches up overdue slots after a late timer, within the 1 s window", async () => {
+  const rate = 10;
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const scheduler = new Scheduler({ rate, clock });
+  const times = acquireMany(scheduler, 60);
+  await clock.advance(300);
+  expect(times).toEqual([t0, t0 + 100, t0 + 200, t0 + 300]);
+  // The event loop stalls for a second: slots due at +400 … +1300 are all overdue.
+  await clock.advance(1000, { late: true });
+  expect(scheduler.released).toBe(14);
+  expect(times.slice(4)).toEqual(Array(10).fill(t0 + 1300));
+  await clock.advance(4000);
+  expectWindowRule(times, rate);
+  // After the catch-up the spacing is back to 1000/R.
+  const after = times.slice(14);
+  expect(after.length).toBeGreaterThan(30);
+  expect(after[0] - (t0 + 1300)).toBeGreaterThanOrEqual(1000 - tolerance(rate));
+  for (const gap of gaps(after)) expect(gap).toBeCloseTo(100, 9);
+});
+
+test("Scheduler forgives a long stall instead of repaying it as repeated bursts", async () => {
+  const rate = 10;
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const scheduler = new Scheduler({ rate, clock });
+  const times = acquireMany(scheduler, 100);
+  await clock.advance(900);
+  await clock.advance(5000, { late: true });
+  // At most ceil(R) go at once, whatever the debt.
+  expect(times.filter((t) => t === t0 + 5900)).toHaveLength(10);
+  await clock.advance(5000);
+  expectWindowRule(times, rate);
+  const after = times.filter((t) => t > t0 + 5900);
+  expect(after.length).toBeGreaterThan(40);
+  for (const gap of gaps(after)) expect(gap).toBeCloseTo(100, 9);
+});
+
+test("Scheduler at rate 2.5 keeps at most 3 releases in any 1 s window through a stall", async () => {
+  const rate = 2.5;
+  const clock = new FakeClock();
+  const scheduler = new Scheduler({ rate, clock });
+  const times = acquireMany(scheduler, 40);
+  await clock.advance(1000);
+  await clock.advance(3100, { late: true });
+  await clock.advance(700);
+  await clock.advance(2000, { late: true });
+  await clock.advance(10_000);
+  expect(times.length).toBeGreaterThan(10);
+  expectWindowRule(times, rate);
+  // The doc's own window for a fractional rate: ceil(R) per ceil(R)/R s = 3 per 1.2 s.
+  expect(maxInWindow(times, 1200 - tolerance(rate))).toBeLessThanOrEqual(3);
+});
+
+test("Scheduler at rate 60 keeps at most 60 releases in any 1 s window through stalls", async () => {
+  const rate = 60;
+  const clock = new FakeClock();
+  const scheduler = new Scheduler({ rate, clock });
+  const times = acquireMany(scheduler, 400);
+  await clock.advance(500);
+  await clock.advance(1700, { late: true });
+  await clock.advance(333);
+  await clock.advance(450, { late: true });
+  await clock.advance(3000);
+  expect(times.length).toBeGreaterThan(200);
+  expectWindowRule(times, rate);
+});
+
+test("Scheduler does not burst after an idle gap longer than maxLagMs", async () => {
+  const clock = new FakeClock();
+  const scheduler = new Scheduler({ rate: 10, clock, maxLagMs: 1000 });
+  const first = acquireMany(scheduler, 1);
+  await clock.advance(5000);
+  expect(first).toHaveLength(1);
+  expect(clock.pending).toBe(0);
+  const now = clock.now();
+  const times = acquireMany(scheduler, 20);
+  await clock.advance(3000);
+  expect(times).toHaveLength(20);
+  times.forEach((t, i) => expect(t).toBe(now + i * 100));
+});
+
+test("Scheduler serves lanes round-robin: a later lane is not stuck behind a long one", async () => {
+  const clock = new FakeClock();
+  const scheduler = new Scheduler({ rate: 10, clock });
+  const order: string[] = [];
+  for (let i = 0; i < 100; i++) scheduler.acquire({ lane: "A" }).then(() => order.push(`A${i}`));
+  for (let i = 0; i < 3; i++) scheduler.acquire({ lane: "B" }).then(() => order.push(`B${i}`));
+  await clock.advance(10_300);
+  expect(order).toHaveLength(103);
+  // Slot 0 went to A before B arrived; then the lanes alternate.
+  expect(order.slice(0, 8)).toEqual(["A0", "A1", "B0", "A2", "B1", "A3", "B2", "A4"]);
+  expect(order.slice(8)).toEqual(Array.from({ length: 95 }, (_, i) => `A${i + 5}`));
+});
+
+test("Scheduler serves waiters of one lane in FIFO order", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const scheduler = new Scheduler({ rate: 20, clock });
+  const order: number[] = [];
+  const times: number[] = [];
+  for (let i = 0; i < 12; i++) {
+    scheduler.acquire({ lane: "x" }).then((t) => {
+      order.push(i);
+      times.push(t);
+    });
+  }
+  await clock.advance(1000);
+  expect(order).toEqual([...Array(12).keys()]);
+  times.forEach((t, i) => expect(t).toBe(t0 + i * 50));
+});
+
+test("Scheduler.acquire() with an already-aborted signal rejects with the reason", async () => {
+  const clock = new FakeClock();
+  const scheduler = new Scheduler({ rate: 10, clock });
+  const reason = new Error("gone");
+  const promise = scheduler.acquire({ signal: AbortSignal.abort(reason) });
+  expect(await reasonOf(promise)).toBe(reason);
+  expect(scheduler.waiting).toBe(0);
+  expect(scheduler.released).toBe(0);
+  // The slot it did not take goes to the next waiter.
+  const times = acquireMany(scheduler, 1);
+  await flush();
+  expect(times).toEqual([clock.now()]);
+});
+
+test("Scheduler.acquire() aborted mid-wait rejects with the reason and frees its slot", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const scheduler = new Scheduler({ rate: 10, clock });
+  const a = acquireMany(scheduler, 1);
+  const controller = new AbortController();
+  const b = reasonOf(scheduler.acquire({ signal: controller.signal }));
+  const c = acquireMany(scheduler, 1);
+  const d = acquireMany(scheduler, 1);
+  await clock.advance(50);
+  expect(scheduler.waiting).toBe(3);
+  const reason = new Error("cancelled");
+  controller.abort(reason);
+  expect(await b).toBe(reason);
+  expect(scheduler.waiting).toBe(2);
+  await clock.advance(150);
+  expect(a).toEqual([t0]);
+  expect(c).toEqual([t0 + 100]); // the slot b would have had
+  expect(d).toEqual([t0 + 200]); // and no slot was spent on b
+  expect(scheduler.released).toBe(3);
+  expect(clock.pending).toBe(0);
+});
+
+test("Scheduler.acquire() aborted twice is harmless", async () => {
+  const clock = new FakeClock();
+  const scheduler = new Scheduler({ rate: 10, clock });
+  acquireMany(scheduler, 1);
+  const controller = new AbortController();
+  const first = new Error("first");
+  const b = reasonOf(scheduler.acquire({ signal: controller.signal }));
+  const c = acquireMany(scheduler, 1);
+  controller.abort(first);
+  controller.abort(new Error("second"));
+  controller.signal.dispatchEvent(new Event("abort"));
+  expect(await b).toBe(first);
+  expect(scheduler.waiting).toBe(1);
+  await clock.advance(100);
+  expect(c).toHaveLength(1);
+  expect(scheduler.waiting).toBe(0);
+  expect(scheduler.released).toBe(2);
+  // The same signal, reused, rejects at once with its first reason.
+  expect(await reasonOf(scheduler.acquire({ signal: controller.signal }))).toBe(first);
+});
+
+test("Scheduler.acquire() aborting a waiter that already has its slot changes nothing", async () => {
+  const clock = new FakeClock();
+  const scheduler = new Scheduler({ rate: 10, clock });
+  const controller = new AbortController();
+  const t = await scheduler.acquire({ signal: controller.signal });
+  controller.abort(new Error("late"));
+  expect(t).toBe(clock.now());
+  expect(scheduler.waiting).toBe(0);
+  expect(scheduler.released).toBe(1);
+});
+
+test("Scheduler.close() rejects every waiter and leaves no timer pending", async () => {
+  const clock = new FakeClock();
+  const scheduler = new Scheduler({ rate: 1, clock });
+  await scheduler.acquire();
+  const reason = new Error("closed by test");
+  const waits = [
+    reasonOf(scheduler.acquire()),
+    reasonOf(scheduler.acquire({ lane: "b" })),
+    reasonOf(scheduler.acquire({ signal: new AbortController().signal })),
+  ];
+  expect(clock.pending).toBe(1);
+  scheduler.close(reason);
+  expect(await Promise.all(waits)).toEqual([reason, reason, reason]);
+  expect(clock.pending).toBe(0);
+  expect(scheduler.waiting).toBe(0);
+  expect(await reasonOf(scheduler.acquire())).toBe(reason);
+  scheduler.close(new Error("again")); // idempotent
+  expect(await reasonOf(scheduler.acquire())).toBe(reason);
+  await clock.advance(10_000);
+  expect(scheduler.released).toBe(1);
+});
+
+test("Scheduler.close() without a reason rejects with an AbortError", async () => {
+  const clock = new FakeClock();
+  const scheduler = new Scheduler({ rate: 1, clock });
+  acquireMany(scheduler, 1);
+  const wait = reasonOf(scheduler.acquire());
+  scheduler.close();
+  const reason = await wait;
+  expect(reason).toBeInstanceOf(DOMException);
+  expect((reason as DOMException).name).toBe("AbortError");
+});
+
+test("Scheduler signal option closes the scheduler", async () => {
+  const clock = new FakeClock();
+  const controller = new AbortController();
+  const scheduler = new Scheduler({ rate: 5, clock, signal: controller.signal });
+  acquireMany(scheduler, 1);
+  const waits = [reasonOf(scheduler.acquire()), reasonOf(scheduler.acquire())];
+  expect(clock.pending).toBe(1);
+  const reason = new Error("shutdown");
+  controller.abort(reason);
+  expect(await Promise.all(waits)).toEqual([reason, reason]);
+  expect(clock.pending).toBe(0);
+  expect(await reasonOf(scheduler.acquire())).toBe(reason);
+});
+
+test("Scheduler signal option already aborted closes the scheduler at once", async () => {
+  const reason = new Error("never started");
+  const scheduler = new Scheduler({
+    rate: 5,
+    clock: new FakeClock(),
+    signal: AbortSignal.abort(reason),
+  });
+  expect(await reasonOf(scheduler.acquire())).toBe(reason);
+});
+
+test("Scheduler.setRate() raises the rate from the next slot on, without a burst", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const scheduler = new Scheduler({ rate: 2, clock });
+  const times = acquireMany(scheduler, 12);
+  await clock.advance(250);
+  scheduler.setRate(10);
+  expect(scheduler.rate).toBe(10);
+  await clock.advance(2000);
+  // The new grid starts where the old one had its next slot (+500), then 100 ms apart.
+  expect(times).toEqual(Array.from({ length: 12 }, (_, i) => i === 0 ? t0 : t0 + 400 + i * 100));
+});
+
+test("Scheduler.setRate() lowers the rate mid-run without a burst", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const scheduler = new Scheduler({ rate: 10, clock });
+  const times = acquireMany(scheduler, 20);
+  await clock.advance(950);
+  expect(times).toHaveLength(10);
+  scheduler.setRate(2);
+  await clock.advance(6000);
+  const after = times.slice(10);
+  expect(after.length).toBeGreaterThan(5);
+  expect(after[0]).toBeGreaterThanOrEqual(t0 + 1000);
+  for (const gap of gaps(after)) expect(gap).toBe(500);
+  // No 1 s window after the change holds more than the new rate (the jitter edge aside).
+  expect(maxInWindow(after, 1000)).toBeLessThanOrEqual(2);
+  expect(maxInWindow(times.slice(9), 1000 - tolerance(2))).toBeLessThanOrEqual(2);
+});
+
+test("Scheduler.setRate() while idle does not turn the idle time into a burst", async () => {
+  const clock = new FakeClock();
+  const scheduler = new Scheduler({ rate: 5, clock });
+  acquireMany(scheduler, 1);
+  await clock.advance(10_000);
+  scheduler.setRate(10);
+  const now = clock.now();
+  const times = acquireMany(scheduler, 15);
+  await clock.advance(2000);
+  // As after any idle gap longer than maxLagMs: one slot now, then 100 ms apart.
+  expect(times).toEqual(Array.from({ length: 15 }, (_, i) => now + i * 100));
+});
+
+test("Scheduler.pauseUntil() holds releases until then and does not burst after", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const scheduler = new Scheduler({ rate: 10, clock });
+  const times = acquireMany(scheduler, 20);
+  await clock.advance(150);
+  expect(times).toEqual([t0, t0 + 100]);
+  scheduler.pauseUntil(t0 + 3000);
+  expect(scheduler.pausedUntil).toBe(t0 + 3000);
+  await clock.advance(2849);
+  expect(times).toHaveLength(2);
+  await clock.advance(1);
+  expect(times).toHaveLength(3);
+  await clock.advance(2000);
+  expect(times.slice(2)).toEqual(Array.from({ length: 18 }, (_, i) => t0 + 3000 + i * 100));
+});
+
+test("Scheduler.pauseUntil() can only extend a pause", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const scheduler = new Scheduler({ rate: 10, clock });
+  const times = acquireMany(scheduler, 3);
+  scheduler.pauseUntil(t0 + 2000);
+  scheduler.pauseUntil(t0 + 500);
+  expect(scheduler.pausedUntil).toBe(t0 + 2000);
+  await clock.advance(3000);
+  expect(times).toEqual([t0, t0 + 2000, t0 + 2100]);
+});
+
+for (const rate of [0, -1, NaN, Infinity]) {
+  test(`Scheduler rejects rate ${rate} with a RangeError naming the value`, () => {
+    expect(() => new Scheduler({ rate, clock: new FakeClock() })).toThrow(RangeError);
+    expect(() => new Scheduler({ rate, clock: new FakeClock() })).toThrow(
+      `current value is ${rate}`,
+    );
+    const scheduler = new Scheduler({ rate: 1, clock: new FakeClock() });
+    expect(() => scheduler.setRate(rate)).toThrow(RangeError);
+    expect(() => scheduler.setRate(rate)).toThrow(`current value is ${rate}`);
+    expect(scheduler.rate).toBe(1);
+  });
+}
+
+test("Scheduler counts released slots and waiting waiters", async () => {
+  const clock = new FakeClock();
+  const scheduler = new Scheduler({ rate: 10, clock });
+  expect(scheduler.released).toBe(0);
+  expect(scheduler.waiting).toBe(0);
+  acquireMany(scheduler, 5);
+  expect(scheduler.released).toBe(1);
+  expect(scheduler.waiting).toBe(4);
+  await clock.advance(200);
+  expect(scheduler.released).toBe(3);
+  expect(scheduler.waiting).toBe(2);
+  await clock.advance(1000);
+  expect(scheduler.released).toBe(5);
+  expect(scheduler.waiting).toBe(0);
+  expect(clock.pending).toBe(0);
+});
