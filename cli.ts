@@ -13,7 +13,7 @@ import { parseArgs } from "node:util";
 import pkg from "./package.json" with { type: "json" };
 import { isConfigError } from "./src/errors.ts";
 import { type InputFormat, outputId, parseLine } from "./src/formats.ts";
-import { formatDuration, parseDurationMs } from "./src/duration.ts";
+import { formatDuration, msToMidnightPacific, parseDurationMs } from "./src/duration.ts";
 import { IdSet } from "./src/id_set.ts";
 import { finished, progressLine, RateMeter, summaryLines } from "./src/progress.ts";
 import { createProvider, type ProviderName, PROVIDERS } from "./src/providers/create_provider.ts";
@@ -21,7 +21,7 @@ import { GEMINI_DEFAULT_RATE } from "./src/providers/gemini.ts";
 import { MOCK_DEFAULT_RATE } from "./src/providers/mock.ts";
 import { OPENAI_DEFAULT_RATE } from "./src/providers/openai.ts";
 import type { Provider } from "./src/providers/provider.ts";
-import { runBatch } from "./src/run.ts";
+import { runBatch, type RunStats } from "./src/run.ts";
 import { TextLineStream } from "./src/text_line_stream.ts";
 
 const DEFAULT_RATES: Record<ProviderName, number> = {
@@ -46,7 +46,8 @@ Options:
   --auto                 pick the provider from the input format, else from which key is set
                          (also what happens when --provider is not given)
   --model NAME           model for lines that name none
-  --rate-limit R         requests per second, fractions allowed (0.25 = one every 4 s)
+  --rate-limit R|auto    requests per second, fractions allowed (0.25 = one every 4 s); auto
+                         starts low and ramps up until the provider pushes back
                          default: gemini 60, openai 100, mock 1000
   -o, --output FILE      answers, one JSON line each; - for stdout (default: output.jsonl)
   --errors FILE          failures, re-runnable as input (default: errors.jsonl beside the output)
@@ -54,6 +55,9 @@ Options:
                          OpenAI-compatible servers take it with /v1, e.g. http://127.0.0.1:8000/v1
   --max-attempts N       attempts per item, the first included (default 3)
   --timeout DUR          per-request timeout: 90, 30s, 2m, 500ms (default 120s)
+  --tpm N                tokens per minute, a second limit held together with the rate (prompt
+                         chars/4 + max tokens, corrected by the real usage); also taken from
+                         x-ratelimit-limit-tokens when the provider sends it
   --backoff DUR          wait before the 2nd attempt, doubling after (default 2s); a delay the
                          provider asks for (Retry-After, retry-after-ms, RetryInfo) wins
   --resume               skip ids already in the output and append to it
@@ -68,7 +72,8 @@ Options:
 
 Keys come from the environment only: GEMINI_API_KEY (or GOOGLE_API_KEY), OPENAI_API_KEY.
 Exit codes: 0 all ok · 1 finished, some lines in the errors file · 2 usage, configuration or
-input-file error (nothing sent) · 130 interrupted (resume with --resume).
+input-file error (nothing sent) · 3 stopped by the provider: billing, auth or a spent daily quota
+(resume with --resume) · 130 interrupted (resume with --resume).
 `;
 
 /** Where the CLI reads and writes; swapped in tests. */
@@ -92,6 +97,7 @@ const OPTIONS = {
   auto: { type: "boolean" },
   model: { type: "string" },
   "rate-limit": { type: "string" },
+  tpm: { type: "string" },
   output: { type: "string", short: "o" },
   errors: { type: "string" },
   "base-url": { type: "string" },
@@ -356,7 +362,10 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
   if (values.provider !== undefined && values.auto) {
     throw new UsageError("give --provider or --auto, not both");
   }
-  const rate = positiveNumber("rate-limit", values["rate-limit"]);
+  const rate = values["rate-limit"] === "auto"
+    ? "auto"
+    : positiveNumber("rate-limit", values["rate-limit"]);
+  const tpm = positiveNumber("tpm", values.tpm);
   const maxAttempts = positiveNumber("max-attempts", values["max-attempts"], true);
   const maxInFlight = positiveNumber("max-in-flight", values["max-in-flight"], true);
   const timeoutMs = duration("timeout", values.timeout) ?? 120_000;
@@ -470,7 +479,13 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
   const targetRate = rate ?? DEFAULT_RATES[providerName];
 
   if (values["dry-run"]) {
-    return await dryRun(lines, { io, provider, rate: targetRate, output, errorsFile });
+    return await dryRun(lines, {
+      io,
+      provider,
+      rate: targetRate === "auto" ? provider.defaultRate : targetRate,
+      output,
+      errorsFile,
+    });
   }
 
   // The errors file may be the input (the retry workflow: `run errors.jsonl`). Move the input
@@ -495,6 +510,7 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
   const run = runBatch(lines, {
     provider,
     rate: targetRate,
+    tpm,
     retry: { maxAttempts: maxAttempts ?? 3, baseDelayMs: backoffMs },
     timeoutMs,
     maxInFlight,
@@ -545,6 +561,7 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
     const line of summaryLines(stats, { output: toStdout ? "stdout" : output, errors: errorsFile })
   ) log(line + "\n");
   if (stats.stopped) {
+    if (stats.fatal) io.stderr(fatalMessage(stats.fatal, provider.name) + "\n");
     const again = [
       "model-fine-tuner",
       "run",
@@ -553,14 +570,38 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
       "--resume",
     ];
     io.stderr(
-      `interrupted with ${finished(stats)} of ${stats.read} lines done; resume with:\n  ${
-        again.map(shellQuote).join(" ")
-      }\n`,
+      `${stats.fatal ? "stopped" : "interrupted"} with ${
+        finished(stats)
+      } of ${stats.read} lines done; resume${
+        stats.fatal?.kind === "daily_quota" ? " after the reset" : ""
+      } with:\n  ${again.map(shellQuote).join(" ")}\n`,
     );
-    return 130;
+    return stats.fatal ? 3 : 130;
   }
   if (inputFile !== input) fs.rmSync(inputFile);
   return stats.failed + stats.invalid > 0 ? 1 : 0;
+}
+
+/** One clear paragraph for a run the provider stopped. */
+function fatalMessage(fatal: NonNullable<RunStats["fatal"]>, provider: string): string {
+  const said = `${provider} answered ${fatal.status} ${fatal.code}: ${fatal.message}`;
+  switch (fatal.kind) {
+    case "billing":
+      return `stopped: the account has no quota or credit left (${said}). Nothing more was sent; check billing, then resume.`;
+    case "auth":
+      return `stopped: the API key was refused (${said}). Nothing more was sent; fix the key, then resume.`;
+    case "daily_quota": {
+      const resetMs = provider === "gemini"
+        ? msToMidnightPacific(Date.now())
+        : fatal.retryAfterMs ?? msToMidnightPacific(Date.now());
+      const at = new Date(Date.now() + resetMs).toISOString().replace(/\.\d+Z$/, "Z");
+      return `stopped: the daily quota${
+        fatal.quotaId ? ` ${fatal.quotaId}` : ""
+      } is spent (${said}). It resets in ${formatDuration(resetMs)} (about ${at}).`;
+    }
+    default:
+      return `stopped: ${said}`;
+  }
 }
 
 async function dryRun(

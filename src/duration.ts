@@ -37,3 +37,21 @@ export function formatDuration(ms: number): string {
   const m = Math.round(s / 60);
   return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
 }
+
+/**
+ * Milliseconds from `nowMs` to the next midnight in America/Los_Angeles, when Google's daily
+ * quotas reset.
+ */
+export function msToMidnightPacific(nowMs: number): number {
+  const parts = new Intl.DateTimeFormat("en-US", {
+    timeZone: "America/Los_Angeles",
+    hour12: false,
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+  }).formatToParts(new Date(nowMs));
+  const get = (type: string) => Number(parts.find((p) => p.type === type)?.value ?? 0);
+  const elapsed = ((get("hour") % 24) * 3600 + get("minute") * 60 + get("second")) * 1000 +
+    (nowMs % 1000);
+  return 86_400_000 - elapsed;
+}

@@ -3,6 +3,7 @@
  * keep working across realms and duplicated module copies.
  * @module
  */
+import type { RateLimitInfo } from "./rate_limit_headers.ts";
 
 /** Base class of every error this library throws on purpose. */
 export class MftError extends Error {
@@ -11,6 +12,16 @@ export class MftError extends Error {
     super(message, options);
   }
 }
+
+/**
+ * Failures that are about the account, not the item, and so change what the whole run does:
+ * - `rate_limit`: a per-minute quota (429). Slow everyone down, wait, retry; it does not use up
+ *   the item's attempts.
+ * - `daily_quota`: a per-day quota is spent. Stop dispatching; resume after it resets.
+ * - `billing`: no credit (`insufficient_quota`). Stop at once.
+ * - `auth`: the key is wrong or lacks permission. Stop at once.
+ */
+export type FailureKind = "rate_limit" | "daily_quota" | "billing" | "auth";
 
 /** What went wrong with one request to a provider, normalised across providers. */
 export interface FailureInfo {
@@ -26,6 +37,10 @@ export interface FailureInfo {
   retryAfterMs?: number;
   /** Quota scope the provider named, e.g. Gemini's `quotaId`. */
   quotaId?: string;
+  /** Set when the failure is about the account rather than the item. */
+  kind?: FailureKind;
+  /** Rate-limit headers that came with the failure. */
+  rateLimit?: RateLimitInfo;
 }
 
 /** A request to a provider failed. Carries the normalised {@linkcode FailureInfo}. */

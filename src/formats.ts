@@ -4,6 +4,7 @@
  * @module
  */
 import * as v from "valibot";
+import type { RateLimitInfo } from "./rate_limit_headers.ts";
 
 /** The three input line formats. */
 export type InputFormat = "openai-batch" | "gemini-batch" | "simple";
@@ -274,6 +275,8 @@ export interface ProviderResponse {
   /** Provider and model that answered, for the simple output. */
   provider: string;
   model: string;
+  /** Rate-limit headers that came with the answer. */
+  rateLimit?: RateLimitInfo;
 }
 
 /** Per-item facts the output records carry. */

@@ -65,9 +65,14 @@ export function summaryLines(s: RunStats, files: { output: string; errors: strin
     } → ${files.errors}${s.skipped ? ` · skipped ${s.skipped} (already in output)` : ""}${
       s.unsent ? ` · unsent ${s.unsent}` : ""
     }`,
-    `${s.requests} requests (${s.retries} retries) at ${fmtRate(achieved)} req/s (target ${
-      fmtRate(s.rate)
-    }) · elapsed ${formatDuration(elapsed)} · tokens in ${s.tokensIn} / out ${s.tokensOut}`,
+    `${s.requests} requests (${s.retries} retries) at ${fmtRate(achieved)} req/s · elapsed ${
+      formatDuration(elapsed)
+    } · tokens in ${s.tokensIn} / out ${s.tokensOut}`,
+    `rate: configured ${
+      s.configuredRate === "auto" ? "auto" : fmtRate(s.configuredRate)
+    } · settled at ${fmtRate(s.rate)} (lowest ${
+      fmtRate(s.lowestRate)
+    }) · ${s.rateLimited} quota 429s absorbed`,
   ];
   return lines;
 }

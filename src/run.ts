@@ -5,7 +5,7 @@
  * @module
  */
 import { type Clock, delay, systemClock } from "./clock.ts";
-import { type FailureInfo, isProviderError } from "./errors.ts";
+import { type FailureInfo, type FailureKind, isProviderError } from "./errors.ts";
 import {
   type ErrorField,
   errorRecord,
@@ -16,15 +16,26 @@ import {
 import { IdSet } from "./id_set.ts";
 import type { Provider } from "./providers/provider.ts";
 import { backoffDelay, normalizeRetryOptions, type RetryOptions } from "./retry.ts";
-import { Scheduler } from "./scheduler.ts";
+import { Quota } from "./quota.ts";
+import type { Scheduler } from "./scheduler.ts";
+import { estimateTokens, type TokenEstimate } from "./tokens.ts";
+
+/** Quota 429s one item may absorb (each waits and slows everyone down) before it fails. */
+export const MAX_RATE_LIMIT_RETRIES = 20;
 
 /** Options for {@linkcode runBatch}. */
 export interface RunOptions {
   /** Where requests go. */
   provider: Provider;
   /** Requests per second. @default provider.defaultRate */
-  rate?: number;
-  /** A scheduler to share with other runs (the server's); `rate` is then ignored. */
+  rate?: number | "auto";
+  /** Tokens per minute: a second limit that holds together with `rate`. */
+  tpm?: number;
+  /** Slow down on quota 429s and rate-limit headers, then climb back. @default true */
+  adaptive?: boolean;
+  /** A quota to share with other runs (the server's); `rate`, `tpm` and `scheduler` are then ignored. */
+  quota?: Quota;
+  /** A scheduler to share with other runs; `rate` is then ignored. */
   scheduler?: Scheduler;
   /** This run's lane in a shared scheduler (round-robin between lanes). @default a new object */
   lane?: unknown;
@@ -83,8 +94,23 @@ export interface RunStats {
   tokensOut: number;
   /** Items abandoned by a stop (not written anywhere; a resume sends them). */
   unsent: number;
-  /** Target requests per second. */
+  /** Requests per second in force now (it changes when the provider pushes back). */
   rate: number;
+  /** Requests per second asked for. */
+  configuredRate: number | "auto";
+  /** Lowest rate a slow-down reached. */
+  lowestRate: number;
+  /** Quota 429s absorbed by waiting and slowing down (they do not use up attempts). */
+  rateLimited: number;
+  /** Set when the provider stopped the run: billing, auth or a spent daily quota. */
+  fatal?: {
+    kind: FailureKind;
+    status: number;
+    code: string;
+    message: string;
+    quotaId?: string;
+    retryAfterMs?: number;
+  };
   startedAt: number;
   endedAt?: number;
   /** True once dispatching stopped early because of a stop signal. */
@@ -118,11 +144,20 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
   const retry = normalizeRetryOptions(options.retry);
   const timeoutMs = options.timeoutMs ?? 120_000;
   const maxLineLength = options.maxLineLength ?? 10_000_000;
-  const ownScheduler = options.scheduler === undefined;
-  const rate = options.scheduler?.rate ?? options.rate ?? provider.defaultRate;
-  const scheduler = options.scheduler ?? new Scheduler({ rate, clock });
+  const ownQuota = options.quota === undefined;
+  const configuredRate = options.quota?.stats.configuredRate ?? options.scheduler?.rate ??
+    options.rate ?? provider.defaultRate;
+  const quota = options.quota ?? new Quota({
+    rate: configuredRate,
+    tpm: options.tpm,
+    adaptive: options.adaptive,
+    scheduler: options.scheduler,
+    clock,
+  });
+  // "auto" has no ceiling to size from: assume the provider's default rate.
+  const sizingRate = configuredRate === "auto" ? provider.defaultRate : configuredRate;
   const lane = options.lane ?? {};
-  const maxInFlight = options.maxInFlight ?? Math.ceil((2 * rate * timeoutMs) / 1000) + 64;
+  const maxInFlight = options.maxInFlight ?? Math.ceil((2 * sizingRate * timeoutMs) / 1000) + 64;
   if (!Number.isInteger(maxInFlight) || maxInFlight < 1) {
     throw new RangeError(
       `Cannot run as 'maxInFlight' must be a positive integer: current value is ${maxInFlight}`,
@@ -142,7 +177,10 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
     tokensIn: 0,
     tokensOut: 0,
     unsent: 0,
-    rate,
+    rate: quota.scheduler.rate,
+    configuredRate,
+    lowestRate: quota.scheduler.rate,
+    rateLimited: 0,
     startedAt: clock.now(),
     stopped: false,
   };
@@ -192,9 +230,13 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
     tasks--;
     onSettle?.();
   };
-  const stops = [stopSignal, signal].filter((s): s is AbortSignal => s !== undefined);
-  /** Aborts on a graceful stop or a hard one: ends waits for slots and backoffs. */
-  const halt = stops.length > 1 ? AbortSignal.any(stops) : stops[0];
+  // The provider can stop the run too (billing, auth, a spent daily quota): no point sending more.
+  const fatalStop = new AbortController();
+  const stops = [stopSignal, signal, fatalStop.signal].filter((s): s is AbortSignal =>
+    s !== undefined
+  );
+  /** Aborts on a graceful stop, a hard one or a fatal answer: ends waits for slots and backoffs. */
+  const halt = AbortSignal.any(stops);
   const stopping = () => !!(halt?.aborted || closed);
   /** Resolves when `ready()` holds, re-checking on every settle and pull, or on a stop. */
   const until = async (ready: () => boolean) => {
@@ -213,8 +255,15 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
     await until(() => controller.desiredSize! > 0);
   };
 
-  async function attempt(item: RequestItem): Promise<void> {
+  const track = () => {
+    stats.rate = quota.scheduler.rate;
+    stats.lowestRate = Math.min(stats.lowestRate, stats.rate);
+  };
+
+  async function attempt(item: RequestItem, estimate: TokenEstimate): Promise<void> {
     let attempts = 0;
+    let failures = 0; // attempts that count against maxAttempts (quota 429s do not)
+    let rateLimits = 0;
     try {
       while (true) {
         attempts++;
@@ -224,6 +273,8 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
         try {
           const response = await provider.send(item, { signal });
           stats.inFlight--;
+          quota.onSuccess({ estimate, usage: response.usage, rateLimit: response.rateLimit });
+          track();
           stats.ok++;
           stats.tokensIn += response.usage.input_tokens;
           stats.tokensOut += response.usage.output_tokens;
@@ -249,18 +300,45 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
             return;
           }
           const info = error.info;
-          if (!info.retryable || attempts >= retry.maxAttempts) {
+          quota.onFailure(info, estimate);
+          track();
+          if (info.kind === "billing" || info.kind === "auth" || info.kind === "daily_quota") {
+            // Not this item's fault: it stays unsent (resumable) and nothing more is sent.
+            stats.fatal ??= {
+              kind: info.kind,
+              status: info.status,
+              code: info.code,
+              message: info.message,
+              quotaId: info.quotaId,
+              retryAfterMs: info.retryAfterMs,
+            };
+            fatalStop.abort(new DOMException(info.message, "AbortError"));
+            stats.unsent++;
+            return;
+          }
+          const absorbed = info.kind === "rate_limit" && rateLimits < MAX_RATE_LIMIT_RETRIES;
+          if (absorbed) {
+            rateLimits++;
+            stats.rateLimited++;
+          } else {
+            failures++;
+          }
+          if (!info.retryable || (!absorbed && failures >= retry.maxAttempts)) {
             fail(item, attempts, info);
             return;
           }
+          // A quota 429 waits for the provider's hint (the quota paused everyone that long too);
+          // other failures back off, unless the provider said how long.
           const wait = info.retryAfterMs !== undefined
             ? Math.min(info.retryAfterMs, retry.maxDelayMs)
-            : backoffDelay(attempts, retry, random);
+            : absorbed
+            ? 0
+            : backoffDelay(failures, retry, random);
           stats.retrying++;
           try {
             await delay(wait, { clock, signal: halt });
             // Every retry passes the same rate gate as a first attempt.
-            await scheduler.acquire({ signal: halt, lane });
+            await quota.acquire({ signal: halt, lane, tokens: estimate });
           } catch {
             stats.unsent++;
             return;
@@ -314,16 +392,17 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
           stats.skipped++;
           continue;
         }
+        const estimate = estimateTokens(item);
         await until(() => tasks < maxInFlight && controller.desiredSize! > 0);
         try {
           if (stopping()) throw halt?.reason;
-          await scheduler.acquire({ signal: halt, lane });
+          await quota.acquire({ signal: halt, lane, tokens: estimate });
         } catch {
           stats.unsent++; // read but never sent: a resume picks it up
           break;
         }
         tasks++;
-        void attempt(item); // fire and forget: the next slot never waits for this answer
+        void attempt(item, estimate); // fire and forget: the next slot never waits for this answer
       }
     } catch (error) {
       // The input failed mid-way: what is in flight still finishes and is recorded.
@@ -340,13 +419,13 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
   const done = dispatch().then(
     () => {
       stats.endedAt = clock.now();
-      if (ownScheduler) scheduler.close();
+      if (ownQuota && !options.scheduler) quota.close();
       if (!closed) controller.close();
       return stats;
     },
     (error) => {
       stats.endedAt = clock.now();
-      if (ownScheduler) scheduler.close();
+      if (ownQuota && !options.scheduler) quota.close();
       if (!closed) controller.error(error);
       closed = true;
       throw error;

@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { type MockProvider, startMockProvider } from "../scripts/mock_provider.ts";
+import { MAX_RATE_LIMIT_RETRIES } from "../src/run.ts";
 
 const ROOT = path.resolve(import.meta.dir, "..");
 const CLI = path.join(ROOT, "cli.ts");
@@ -122,7 +123,7 @@ test("cli run keeps every line in exactly one file, with faults, bad lines and d
     { id: "badjson", prompt: `[[mock:fail=1:badjson]]${hint} garbled once` },
     { id: "bad400", prompt: "[[mock:400]] always 400" },
     { id: "always429", prompt: `[[mock:429]]${hint} always 429` },
-    { id: "quota", prompt: "[[mock:insufficient_quota]] no money" },
+    { id: "boom", prompt: "[[mock:503]] always 503" },
     "this is not json",
     { id: "unknown", question: "no known format" },
     { id: "badtemp", prompt: "x", temperature: "hot" },
@@ -163,8 +164,14 @@ test("cli run keeps every line in exactly one file, with faults, bad lines and d
   expect(byId["g-1"].response).toHaveProperty("candidates");
   const err = (id: string) => errors.find((e) => e.id === id)!.error as Record<string, unknown>;
   expect(err("bad400")).toMatchObject({ status: 400, attempts: 1, line: 5 });
-  expect(err("always429")).toMatchObject({ status: 429, attempts: 3, code: "rate_limit_exceeded" });
-  expect(err("quota")).toMatchObject({ status: 429, attempts: 1, code: "insufficient_quota" });
+  // Quota 429s are absorbed (waiting, slowing down) up to MAX_RATE_LIMIT_RETRIES before they
+  // count as attempts; then the usual 3 attempts apply.
+  expect(err("always429")).toMatchObject({
+    status: 429,
+    attempts: MAX_RATE_LIMIT_RETRIES + 3,
+    code: "rate_limit_exceeded",
+  });
+  expect(err("boom")).toMatchObject({ status: 503, attempts: 3 });
   const notJson = errors.find((e) => e.raw === "this is not json")!;
   expect(notJson.error).toMatchObject({ code: "invalid_json", line: 8 });
   expect(err("unknown")).toMatchObject({ code: "unknown_format", line: 9 });
@@ -363,3 +370,63 @@ test("cli Ctrl-C stops dispatching, keeps every answer and says how to resume", 
   expect(ids.length).toBe(n);
   expect(new Set(ids).size).toBe(n);
 }, 30_000);
+
+test(
+  "cli stops at once on billing and auth failures, exit 3, everything unsent resumable",
+  async () => {
+    const n = 60;
+    const lines = Array.from({ length: n }, (_, i) => ({
+      id: `b${i}`,
+      prompt: i === 5 ? "[[mock:insufficient_quota]] out of credit" : `question ${i}`,
+    }));
+    const input = file("billing.jsonl", lines);
+    const out = path.join(dir, "billing-out.jsonl");
+    const errs = path.join(dir, "billing-errors.jsonl");
+    const before = mock.stats().count;
+    const r = await cli([
+      "run",
+      input,
+      ...openai(["--rate-limit", "20", "--output", out, "--errors", errs]),
+    ], {
+      OPENAI_API_KEY: KEY,
+    });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain("no quota or credit left");
+    expect(r.stderr).toContain("insufficient_quota");
+    expect(r.stderr).toContain("--resume");
+    // It stopped within a few slots of the failure, not after spinning through every line.
+    expect(mock.stats().count - before).toBeLessThan(15);
+    expect(readJsonl(errs)).toEqual([]);
+    expect(readJsonl(out).length).toBeLessThan(n);
+
+    const guarded = await startMockProvider({ requireKey: "the-right-key" });
+    try {
+      const input2 = file(
+        "auth.jsonl",
+        Array.from({ length: n }, (_, i) => ({ id: `a${i}`, prompt: `q ${i}` })),
+      );
+      const r2 = await cli(
+        [
+          "run",
+          input2,
+          "--provider",
+          "openai",
+          "--base-url",
+          `${guarded.url}/v1`,
+          "--rate-limit",
+          "20",
+          "--output",
+          path.join(dir, "auth-out.jsonl"),
+        ],
+        { OPENAI_API_KEY: KEY },
+      );
+      expect(r2.code).toBe(3);
+      expect(r2.stderr).toContain("the API key was refused");
+      expect(r2.stderr).not.toContain(KEY);
+      expect(guarded.stats().count).toBeLessThan(10);
+    } finally {
+      await guarded.close();
+    }
+  },
+  30_000,
+);

@@ -24,7 +24,12 @@ export const GEMINI_DEFAULT_MODEL = "gemini-2.5-flash";
 /** Requests per second when none is set. */
 export const GEMINI_DEFAULT_RATE = 60;
 
-type Detail = { "@type"?: string; retryDelay?: unknown; violations?: { quotaId?: unknown }[] };
+type Detail = {
+  "@type"?: string;
+  retryDelay?: unknown;
+  violations?: { quotaId?: unknown }[];
+  reason?: unknown;
+};
 
 /** Reads a Gemini error body (`{error: {code, message, status, details}}`). */
 export function classifyGemini(status: number, body: unknown, headers: Headers): FailureInfo {
@@ -45,8 +50,15 @@ export function classifyGemini(status: number, body: unknown, headers: Headers):
     } else if (type.endsWith("google.rpc.QuotaFailure")) {
       const id = detail.violations?.find((v) => typeof v.quotaId === "string")?.quotaId;
       if (typeof id === "string") info.quotaId = id;
+    } else if (type.endsWith("google.rpc.ErrorInfo") && detail.reason === "API_KEY_INVALID") {
+      info.kind = "auth";
     }
   }
+  if (status === 401 || status === 403) info.kind = "auth";
+  else if (status === 429) {
+    info.kind = /PerDay/i.test(info.quotaId ?? "") ? "daily_quota" : "rate_limit";
+  }
+  if (info.kind === "auth") info.retryable = false;
   return info;
 }
 

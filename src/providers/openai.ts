@@ -6,6 +6,7 @@
 import { chatToOpenAI, geminiToChat, toGenerateContentResponse } from "../convert.ts";
 import type { FailureInfo } from "../errors.ts";
 import type { ProviderResponse, RequestItem, Usage } from "../formats.ts";
+import { parseRateLimitHeaders } from "../rate_limit_headers.ts";
 import {
   classifyByStatus,
   createClient,
@@ -37,7 +38,15 @@ export function classifyOpenAI(status: number, body: unknown, headers: Headers):
     ? `HTTP ${status}: ${body.slice(0, 200)}`
     : `HTTP ${status}`;
   const info = classifyByStatus(status, code, message, headers);
-  if (code === "insufficient_quota" || error?.type === "insufficient_quota") info.retryable = false;
+  if (code === "insufficient_quota" || error?.type === "insufficient_quota") {
+    info.retryable = false;
+    info.kind = "billing";
+  } else if (status === 401 || status === 403) {
+    info.kind = "auth";
+  } else if (status === 429) {
+    // OpenAI names the exhausted limit in the message: "... on requests per day (RPD) ...".
+    info.kind = /per day|\b(RPD|TPD)\b/i.test(message) ? "daily_quota" : "rate_limit";
+  }
   return info;
 }
 
@@ -108,6 +117,7 @@ export function createOpenAIProvider(options: HttpProviderOptions = {}): Provide
         text,
         usage,
         requestId: res.headers.get("x-request-id") ?? undefined,
+        rateLimit: parseRateLimitHeaders(res.headers),
         provider: "openai",
         model: answeredModel,
       };

@@ -7,6 +7,7 @@
 import ky, { type KyInstance } from "ky";
 import { type FailureInfo, ProviderError } from "../errors.ts";
 import type { ProviderResponse, RequestItem } from "../formats.ts";
+import { parseRateLimitHeaders } from "../rate_limit_headers.ts";
 import { isRetryableStatus, parseRetryAfter } from "../retry.ts";
 
 /** Options for {@linkcode Provider.send}. */
@@ -132,7 +133,11 @@ export async function postJson(
   } catch {
     parsed = undefined;
   }
-  if (!response.ok) return fail(init.classify(response.status, parsed ?? text, response.headers));
+  if (!response.ok) {
+    const info = init.classify(response.status, parsed ?? text, response.headers);
+    info.rateLimit ??= parseRateLimitHeaders(response.headers);
+    return fail(info);
+  }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     return fail({
       status: response.status,

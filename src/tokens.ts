@@ -1,0 +1,72 @@
+/**
+ * Token estimates made before a request is sent, for the tokens-per-minute gate: the prompt's
+ * characters / 4 (calibrated later against the provider's real counts) plus the output budget.
+ * @module
+ */
+import { contentText, type RequestItem } from "./formats.ts";
+
+/** A request's expected token cost, split so each part can be corrected separately. */
+export interface TokenEstimate {
+  prompt: number;
+  /** The output budget: the line's max tokens, or `defaultOutput` when it names none. */
+  output: number;
+  /** True when `output` came from the line (providers count it in full at admission). */
+  outputFromLine: boolean;
+}
+
+function textOfUnknown(value: unknown, out: string[]): void {
+  if (typeof value === "string") out.push(value);
+  else if (Array.isArray(value)) { for (const v of value) textOfUnknown(v, out); }
+  else if (value && typeof value === "object") {
+    for (const [k, v] of Object.entries(value)) {
+      if (
+        k === "text" || k === "content" || k === "parts" || k === "input" || k === "instructions"
+      ) {
+        textOfUnknown(v, out);
+      }
+    }
+  }
+}
+
+function promptChars(item: RequestItem): number {
+  const parts: string[] = [];
+  if (item.format === "simple") {
+    if (item.chat.system) parts.push(item.chat.system);
+    for (const m of item.chat.messages) parts.push(contentText(m.content));
+  } else if (item.format === "openai-batch") {
+    textOfUnknown(item.body.messages ?? item.body.input ?? item.body.prompt, parts);
+    if (typeof item.body.instructions === "string") parts.push(item.body.instructions);
+  } else {
+    textOfUnknown(item.request.contents, parts);
+    textOfUnknown(item.request.systemInstruction, parts);
+  }
+  return parts.reduce((n, p) => n + p.length, 0);
+}
+
+function maxTokens(item: RequestItem): number | undefined {
+  const pick = (...xs: unknown[]) => xs.find((x): x is number => typeof x === "number" && x > 0);
+  if (item.format === "simple") return item.chat.max_tokens;
+  if (item.format === "openai-batch") {
+    return pick(item.body.max_completion_tokens, item.body.max_tokens, item.body.max_output_tokens);
+  }
+  return pick(
+    (item.request.generationConfig as Record<string, unknown> | undefined)?.maxOutputTokens,
+  );
+}
+
+/**
+ * Estimates an item's tokens: `ceil(chars / 4 × promptScale)` for the prompt, and the line's
+ * max tokens (or `defaultOutput`) for the answer.
+ */
+export function estimateTokens(
+  item: RequestItem,
+  promptScale = 1,
+  defaultOutput = 256,
+): TokenEstimate {
+  const declared = maxTokens(item);
+  return {
+    prompt: Math.ceil((promptChars(item) / 4) * promptScale),
+    output: declared ?? defaultOutput,
+    outputFromLine: declared !== undefined,
+  };
+}
