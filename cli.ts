@@ -23,6 +23,7 @@ import { OPENAI_DEFAULT_RATE } from "./src/providers/openai.ts";
 import type { Provider } from "./src/providers/provider.ts";
 import { runBatch, type RunStats } from "./src/run.ts";
 import { TextLineStream } from "./src/text_line_stream.ts";
+import { serve } from "./server.ts";
 
 const DEFAULT_RATES: Record<ProviderName, number> = {
   gemini: GEMINI_DEFAULT_RATE,
@@ -35,6 +36,7 @@ export const HELP =
 
 Usage:
   model-fine-tuner run <input.jsonl | -> [options]
+  model-fine-tuner serve [--host 127.0.0.1] [--port 8787] [options]   (serve --help)
 
 Input lines (JSONL, format detected per line):
   OpenAI batch  {"custom_id","method","url","body"}
@@ -309,6 +311,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     io.stdout(`model-fine-tuner ${pkg.version}\n`);
     return 0;
   }
+  if (command === "serve") return await serve(rest, io);
   if (command !== "run") {
     io.stderr(`model-fine-tuner: unknown command '${command}' (try --help)\n`);
     return 2;

@@ -13,6 +13,7 @@ export { type Clock, delay, systemClock, type TimerHandle } from "./src/clock.ts
 export {
   ConfigError,
   type FailureInfo,
+  type FailureKind,
   InputError,
   isConfigError,
   isProviderError,
@@ -52,6 +53,20 @@ export {
   type RunStats,
 } from "./src/run.ts";
 export { type AcquireOptions, Scheduler, type SchedulerOptions } from "./src/scheduler.ts";
+export {
+  Quota,
+  type QuotaAcquireOptions,
+  type QuotaOptions,
+  type QuotaStats,
+} from "./src/quota.ts";
+export { estimateTokens, type TokenEstimate } from "./src/tokens.ts";
+export {
+  parseRateLimitHeaders,
+  parseResetDuration,
+  type RateLimitInfo,
+} from "./src/rate_limit_headers.ts";
+export { createApp, type RunSummaryLine, type ServerOptions } from "./src/server/app.ts";
+export { isLoopback } from "./src/server/loopback.ts";
 export { TextLineStream, type TextLineStreamOptions } from "./src/text_line_stream.ts";
 export {
   createProvider,

@@ -3,13 +3,13 @@
  * scheduler per provider quota, round-robin between runs. `server.ts` serves it on a runtime.
  * @module
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { stream } from "hono/streaming";
 import type { Clock } from "../clock.ts";
 import type { Provider } from "../providers/provider.ts";
 import { runBatch, type RunStats } from "../run.ts";
-import { Scheduler } from "../scheduler.ts";
+import { Quota } from "../quota.ts";
 import { TextLineStream } from "../text_line_stream.ts";
 import { bearerChecker } from "./_auth.ts";
 import { parseRunOptions } from "./_run_options.ts";
@@ -22,7 +22,14 @@ export interface ServerOptions {
    * Requests per second for all runs together: the provider quota this app serves.
    * @default provider.defaultRate
    */
-  rate?: number;
+  rate?: number | "auto";
+  /** Tokens per minute for all runs together. @default no token limit */
+  tpm?: number;
+  /**
+   * Share this quota (for example one backed by a shared store, so several replicas share one
+   * provider quota) instead of making one from `rate` and `tpm`.
+   */
+  quota?: Quota;
   /**
    * Bearer token callers must send on `/v1/*`. Without one the app answers everyone who can
    * reach it: `server.ts` then listens on loopback only; do the same when you mount it.
@@ -157,7 +164,8 @@ export function createApp(options: ServerOptions): Hono {
   if (typeof provider?.send !== "function") {
     throw new TypeError(`Expected 'provider' to be a Provider: current value is ${provider}`);
   }
-  assertPositive("rate", options.rate, false);
+  if (options.rate !== "auto") assertPositive("rate", options.rate, false);
+  assertPositive("tpm", options.tpm, false);
   assertPositive("maxLineLength", options.maxLineLength, true);
   assertPositive("maxBodyBytes", options.maxBodyBytes, true);
   assertPositive("maxAttempts", options.maxAttempts, true);
@@ -170,14 +178,16 @@ export function createApp(options: ServerOptions): Hono {
   const maxBodyBytes = options.maxBodyBytes ?? Infinity;
   const maxAttempts = options.maxAttempts ?? 3;
   const timeoutMs = options.timeoutMs ?? 120_000;
-  // One scheduler for the quota; each run is a lane, so slots go round-robin between runs.
-  const scheduler = new Scheduler({ rate, clock });
+  // One quota (slots, tokens, slow-down on 429s) for every run; each run is a lane of its
+  // scheduler, so slots go round-robin between runs.
+  const quota = options.quota ?? new Quota({ rate, tpm: options.tpm, clock });
+  const scheduler = quota.scheduler;
   const runs = new Map<string, RunEntry>();
   const check = options.token === undefined ? undefined : bearerChecker(options.token);
 
   const app = new Hono();
   const fail = (
-    c: { json: (body: unknown, status: ContentfulStatusCode) => Response },
+    c: Context,
     status: ContentfulStatusCode,
     code: string,
     message: string,
@@ -266,7 +276,7 @@ export function createApp(options: ServerOptions): Hono {
       .pipeThrough(new TextLineStream({ maxLineLength }));
     const run = runBatch(lines, {
       provider,
-      scheduler,
+      quota,
       lane: { run: id },
       retry: { maxAttempts: parsed.options.maxAttempts ?? maxAttempts },
       timeoutMs,
@@ -276,8 +286,6 @@ export function createApp(options: ServerOptions): Hono {
       clock,
     });
     runs.set(id, { id, stats: run.stats, startedAt: new Date().toISOString() });
-    const onRequestAbort = () => cancel();
-    c.req.raw.signal?.addEventListener("abort", onRequestAbort, { once: true });
 
     c.header("content-type", "application/x-ndjson");
     c.header("cache-control", "no-store");
@@ -285,6 +293,8 @@ export function createApp(options: ServerOptions): Hono {
     c.header("x-accel-buffering", "no");
     c.header("x-mft-run-id", id);
     return stream(c, async (out) => {
+      // A disconnect cancels the response body on Bun, Deno and Node, which ends up here.
+      // (`request.signal` is not used: Deno aborts it after every successful response too.)
       out.onAbort(cancel);
       try {
         try {
@@ -306,7 +316,6 @@ export function createApp(options: ServerOptions): Hono {
         await out.write(JSON.stringify(summary) + "\n");
       } finally {
         runs.delete(id);
-        c.req.raw.signal?.removeEventListener("abort", onRequestAbort);
       }
     });
   });

@@ -1,0 +1,499 @@
+/**
+ * The HTTP server's runtime edge. `export default { fetch }` serves the app configured from the
+ * environment (`bun server.ts`, `deno serve server.ts`, Cloudflare Workers); {@linkcode serve} is
+ * `model-fine-tuner serve`, which listens with `Bun.serve`, `Deno.serve` or `@hono/node-server`.
+ *
+ * Node built-ins and the Node adapter are imported only when used, through a specifier bundlers
+ * do not follow, so a Workers bundle needs no `nodejs_compat`.
+ * @module
+ */
+import type { Hono } from "hono";
+import { parseDurationMs } from "./src/duration.ts";
+import { isConfigError } from "./src/errors.ts";
+import { createProvider, type ProviderName, PROVIDERS } from "./src/providers/create_provider.ts";
+import { GEMINI_DEFAULT_RATE } from "./src/providers/gemini.ts";
+import { MOCK_DEFAULT_RATE } from "./src/providers/mock.ts";
+import { OPENAI_DEFAULT_RATE } from "./src/providers/openai.ts";
+import { createApp } from "./src/server/app.ts";
+import { isLoopback } from "./src/server/loopback.ts";
+
+/** Environment variables, as `process.env` or a Workers `env`. */
+export type Env = Record<string, string | undefined>;
+
+/** Where `serve` prints and how it learns of Ctrl-C; the CLI's `CliIo` fits. */
+export interface ServeIo {
+  env: Env;
+  stdout: (text: string) => void | Promise<void>;
+  stderr: (text: string) => void;
+  /** Registers the Ctrl-C handler; returns a function that removes it. */
+  onInterrupt: (handler: () => void) => () => void;
+}
+
+/** Settings of the server, from flags and the environment. */
+export interface ServerConfig {
+  provider: ProviderName;
+  model?: string;
+  /** Upstream base URL: from the server's flags or environment only, never from a caller. */
+  baseUrl?: string;
+  apiKey?: string;
+  /** Requests per second shared by all runs, or "auto". */
+  rate: number | "auto";
+  /** Tokens per minute shared by all runs. */
+  tpm?: number;
+  maxAttempts: number;
+  timeoutMs: number;
+  maxLineLength?: number;
+  mockLatencyMs?: number;
+  mockFailureRate?: number;
+  /** `MFT_SERVER_TOKEN`; undefined means loopback only. */
+  token?: string;
+}
+
+/** A server listening on a socket. */
+export interface RunningServer {
+  /** `http://host:port`, with the port actually bound. */
+  url: string;
+  hostname: string;
+  port: number;
+  runtime: "bun" | "deno" | "node";
+  /**
+   * Stops listening. Graceful by default: resolves once open responses have ended. `force`
+   * also drops open connections (Bun, Node) or stops waiting for them (Deno).
+   */
+  close(options?: { force?: boolean }): Promise<void>;
+}
+
+/** Options for {@linkcode startServer}. */
+export interface StartServerOptions {
+  /** Interface to listen on. @default "127.0.0.1" */
+  hostname?: string;
+  /** TCP port; 0 picks a free one. @default 8787 */
+  port?: number;
+}
+
+/** `model-fine-tuner serve --help`. */
+export const SERVE_HELP = `Usage:
+  model-fine-tuner serve [--host 127.0.0.1] [--port 8787] [options]
+
+HTTP API:
+  POST /v1/runs          NDJSON lines in (any input format), NDJSON results out as each finishes,
+                         then {"summary": {...}}; ?max_attempts=N (or header x-mft-max-attempts)
+  GET  /v1/stats         rate, in flight, queued, per-run progress
+  GET  /healthz          liveness, no auth
+
+Options:
+  --host HOST            interface to listen on (default 127.0.0.1); any non-loopback host
+                         needs MFT_SERVER_TOKEN (callers send Authorization: Bearer <token>)
+  --port N               TCP port, 0 for any free one (default 8787)
+  --provider NAME        gemini | openai | mock (also MFT_PROVIDER; default: from the key set)
+  --model NAME           model for lines that name none (also MFT_MODEL)
+  --base-url URL         provider base URL (also OPENAI_BASE_URL, GEMINI_BASE_URL)
+  --rate-limit R|auto    requests per second for all callers together (also MFT_RATE_LIMIT);
+                         slows down on the provider's 429s and climbs back
+  --tpm N                tokens per minute for all callers together (also MFT_TPM)
+  --max-attempts N       default attempts per item (also MFT_MAX_ATTEMPTS; default 3)
+  --timeout DUR          per-request timeout (also MFT_TIMEOUT; default 120s)
+  --max-line-length N    longest input line in characters (default 1048576)
+  --mock-latency DUR     mock provider answer time (default 20ms)
+  --mock-failure-rate F  mock provider failure fraction, 0..1 (default 0)
+  -h, --help             this text
+
+Keys come from the environment only: GEMINI_API_KEY (or GOOGLE_API_KEY), OPENAI_API_KEY; they
+never leave the server. Callers can not pick the provider, its URL or the model default.
+`;
+
+const DEFAULT_RATES: Record<ProviderName, number> = {
+  gemini: GEMINI_DEFAULT_RATE,
+  openai: OPENAI_DEFAULT_RATE,
+  mock: MOCK_DEFAULT_RATE,
+};
+
+class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** Imports a module bundlers must not follow (Node built-ins, the Node adapter): see the top. */
+function importAtRuntime<T>(specifier: string): Promise<T> {
+  return import(specifier);
+}
+
+/** Flags of `serve`, as parseArgs gives them; also the shape `resolveServerConfig` reads. */
+export interface ServeFlags {
+  provider?: string;
+  model?: string;
+  "base-url"?: string;
+  "rate-limit"?: string;
+  tpm?: string;
+  "max-attempts"?: string;
+  timeout?: string;
+  "max-line-length"?: string;
+  "mock-latency"?: string;
+  "mock-failure-rate"?: string;
+}
+
+function positive(name: string, text: string | undefined, integer: boolean): number | undefined {
+  if (text === undefined || text === "") return undefined;
+  const n = Number(text);
+  if (text.trim() === "" || !Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
+    throw new UsageError(
+      `${name} must be a ${integer ? "positive whole number" : "number above 0"}: got '${text}'`,
+    );
+  }
+  return n;
+}
+
+function durationMs(name: string, text: string | undefined): number | undefined {
+  if (text === undefined || text === "") return undefined;
+  try {
+    return parseDurationMs(text);
+  } catch (error) {
+    throw new UsageError(`${name}: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Resolves the server's settings: flags first, then the environment (`MFT_PROVIDER`,
+ * `MFT_MODEL`, `MFT_RATE_LIMIT`, `MFT_MAX_ATTEMPTS`, `MFT_TIMEOUT`, `MFT_SERVER_TOKEN`, the key
+ * and base-URL variables of `run`).
+ * @throws {Error} named `UsageError`, with a message for the user, when a setting is invalid.
+ */
+export function resolveServerConfig(flags: ServeFlags, env: Env): ServerConfig {
+  const geminiKey = env.GEMINI_API_KEY || env.GOOGLE_API_KEY || undefined;
+  const openaiKey = env.OPENAI_API_KEY || undefined;
+  const named = flags.provider ?? (env.MFT_PROVIDER || undefined);
+  if (named !== undefined && !(PROVIDERS as readonly string[]).includes(named)) {
+    throw new UsageError(`unknown provider '${named}': use one of ${PROVIDERS.join(", ")}`);
+  }
+  const provider = (named as ProviderName | undefined) ??
+    (geminiKey ? "gemini" : openaiKey ? "openai" : undefined);
+  if (provider === undefined) {
+    throw new UsageError(
+      "cannot pick a provider: pass --provider (or set MFT_PROVIDER), or set GEMINI_API_KEY or OPENAI_API_KEY (mock runs offline)",
+    );
+  }
+  const apiKey = provider === "gemini" ? geminiKey : provider === "openai" ? openaiKey : undefined;
+  const baseUrl = flags["base-url"] ??
+    ((provider === "gemini"
+      ? env.GEMINI_BASE_URL
+      : provider === "openai"
+      ? env.OPENAI_BASE_URL
+      : undefined) || undefined);
+  if (provider !== "mock" && !apiKey && !baseUrl) {
+    throw new UsageError(
+      provider === "gemini"
+        ? "GEMINI_API_KEY (or GOOGLE_API_KEY) is not set"
+        : "OPENAI_API_KEY is not set (an OpenAI-compatible server without keys needs --base-url)",
+    );
+  }
+  const failureText = flags["mock-failure-rate"];
+  const mockFailureRate = failureText === undefined ? undefined : Number(failureText);
+  if (
+    mockFailureRate !== undefined &&
+    !(failureText!.trim() !== "" && mockFailureRate >= 0 && mockFailureRate <= 1)
+  ) {
+    throw new UsageError(`--mock-failure-rate must be between 0 and 1: got '${failureText}'`);
+  }
+  return {
+    provider,
+    model: flags.model ?? (env.MFT_MODEL || undefined),
+    baseUrl,
+    apiKey,
+    rate: (flags["rate-limit"] ?? env.MFT_RATE_LIMIT) === "auto"
+      ? "auto"
+      : positive("--rate-limit", flags["rate-limit"] ?? env.MFT_RATE_LIMIT, false) ??
+        DEFAULT_RATES[provider],
+    tpm: positive("--tpm", flags.tpm ?? env.MFT_TPM, false),
+    maxAttempts: positive("--max-attempts", flags["max-attempts"] ?? env.MFT_MAX_ATTEMPTS, true) ??
+      3,
+    timeoutMs: durationMs("--timeout", flags.timeout ?? env.MFT_TIMEOUT) ?? 120_000,
+    maxLineLength: positive("--max-line-length", flags["max-line-length"], true),
+    mockLatencyMs: durationMs("--mock-latency", flags["mock-latency"]),
+    mockFailureRate,
+    token: env.MFT_SERVER_TOKEN || undefined,
+  };
+}
+
+/**
+ * Builds the app for `config`: the provider (with the key, which stays here) and the shared
+ * scheduler.
+ * @throws {ConfigError} when the provider settings are invalid.
+ */
+export function buildServerApp(config: ServerConfig, options: { signal?: AbortSignal } = {}): Hono {
+  const provider = createProvider({
+    provider: config.provider,
+    apiKey: config.apiKey,
+    baseUrl: config.baseUrl,
+    model: config.model,
+    timeoutMs: config.timeoutMs,
+    mock: { latencyMs: config.mockLatencyMs, failureRate: config.mockFailureRate },
+  });
+  return createApp({
+    provider,
+    rate: config.rate,
+    tpm: config.tpm,
+    token: config.token,
+    maxAttempts: config.maxAttempts,
+    timeoutMs: config.timeoutMs,
+    maxLineLength: config.maxLineLength,
+    signal: options.signal,
+  });
+}
+
+function hostForUrl(hostname: string): string {
+  return hostname.includes(":") && !hostname.startsWith("[") ? `[${hostname}]` : hostname;
+}
+
+/**
+ * Listens on `hostname:port` with the runtime's own server: `Bun.serve` (idle timeout off, so
+ * long quiet streams are not cut), `Deno.serve`, or `@hono/node-server` on Node (request
+ * timeout off, so a body read at the run's pace is not cut).
+ * @param fetch The handler, e.g. `app.fetch`.
+ * @throws when the address can not be bound.
+ */
+export async function startServer(
+  fetch: (request: Request) => Response | Promise<Response>,
+  options: StartServerOptions = {},
+): Promise<RunningServer> {
+  const hostname = options.hostname ?? "127.0.0.1";
+  const port = options.port ?? 8787;
+  const done = (
+    runtime: RunningServer["runtime"],
+    bound: number,
+    close: RunningServer["close"],
+  ): RunningServer => ({
+    url: `http://${hostForUrl(hostname)}:${bound}`,
+    hostname,
+    port: bound,
+    runtime,
+    close,
+  });
+  if (typeof Bun !== "undefined") {
+    const server = Bun.serve({
+      hostname,
+      port,
+      idleTimeout: 0,
+      fetch: (request) => fetch(request),
+    });
+    return done("bun", server.port!, async ({ force = false } = {}) => {
+      await server.stop(force);
+    });
+  }
+  if (typeof Deno !== "undefined") {
+    const server = Deno.serve({ hostname, port, onListen() {} }, (request) => fetch(request));
+    return done("deno", server.addr.port, async ({ force = false } = {}) => {
+      const shutdown = server.shutdown();
+      if (!force) await shutdown;
+    });
+  }
+  const { serve } = await importAtRuntime<typeof import("@hono/node-server")>("@hono/node-server");
+  return await new Promise<RunningServer>((resolve, reject) => {
+    const server = serve(
+      { fetch: (request) => fetch(request), hostname, port, serverOptions: { requestTimeout: 0 } },
+      (info) => {
+        server.off("error", reject);
+        resolve(done("node", info.port, ({ force = false } = {}) =>
+          new Promise<void>((closed) => {
+            server.close(() => closed());
+            const s = server as {
+              closeAllConnections?: () => void;
+              closeIdleConnections?: () => void;
+            };
+            if (force) s.closeAllConnections?.();
+            else s.closeIdleConnections?.();
+          })));
+      },
+    );
+    server.once("error", reject);
+  });
+}
+
+const SERVE_OPTIONS = {
+  host: { type: "string" },
+  port: { type: "string" },
+  provider: { type: "string" },
+  model: { type: "string" },
+  "base-url": { type: "string" },
+  "rate-limit": { type: "string" },
+  tpm: { type: "string" },
+  "max-attempts": { type: "string" },
+  timeout: { type: "string" },
+  "max-line-length": { type: "string" },
+  "mock-latency": { type: "string" },
+  "mock-failure-rate": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/**
+ * `model-fine-tuner serve [flags]`: starts the server and prints `listening on http://HOST:PORT`
+ * on stdout. The first Ctrl-C stops it gracefully (runs stop dispatching, in-flight requests
+ * finish, every stream ends with its summary), a second one at once.
+ * @param argv The arguments after `serve`.
+ * @returns The exit code: 0 after a graceful stop, 1 when it can not listen, 2 for a usage or
+ *   configuration error (including a non-loopback `--host` without `MFT_SERVER_TOKEN`), 130
+ *   after a forced stop.
+ */
+export async function serve(argv: string[], io: ServeIo): Promise<number> {
+  const { parseArgs } = await importAtRuntime<typeof import("node:util")>("node:util");
+  let hostname: string;
+  let port: number;
+  let config: ServerConfig;
+  const shutdown = new AbortController();
+  let app: Hono;
+  try {
+    const { values } = parseArgs({
+      args: argv,
+      options: SERVE_OPTIONS,
+      allowPositionals: false,
+      strict: true,
+    });
+    if (values.help) {
+      await io.stdout(SERVE_HELP);
+      return 0;
+    }
+    hostname = values.host ?? "127.0.0.1";
+    const portText = values.port ?? "8787";
+    port = Number(portText);
+    if (portText.trim() === "" || !Number.isInteger(port) || port < 0 || port > 65535) {
+      throw new UsageError(`--port must be a whole number from 0 to 65535: got '${portText}'`);
+    }
+    config = resolveServerConfig(values, io.env);
+    if (config.token === undefined && !isLoopback(hostname)) {
+      throw new UsageError(
+        `refusing to listen on ${hostname} without MFT_SERVER_TOKEN: set it (callers then send 'Authorization: Bearer <token>') or use a loopback --host such as 127.0.0.1`,
+      );
+    }
+    app = buildServerApp(config, { signal: shutdown.signal });
+  } catch (error) {
+    const e = error as Error & { code?: string };
+    if (e?.name === "UsageError" || e?.code?.startsWith("ERR_PARSE_ARGS") || isConfigError(e)) {
+      io.stderr(`model-fine-tuner serve: ${e.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+
+  let server: RunningServer;
+  try {
+    server = await startServer(app.fetch, { hostname, port });
+  } catch (error) {
+    io.stderr(
+      `model-fine-tuner serve: cannot listen on ${hostname}:${port}: ${
+        (error as Error)?.message ?? error
+      }\n`,
+    );
+    return 1;
+  }
+  await io.stdout(`listening on ${server.url}\n`);
+  io.stderr(
+    `serve: provider ${config.provider}${
+      config.model ? ` · model ${config.model}` : ""
+    } · ${config.rate} req/s shared · ${
+      config.token ? "bearer token required" : "no token: loopback only"
+    }\n`,
+  );
+
+  return await new Promise<number>((resolve) => {
+    let interrupts = 0;
+    const remove = io.onInterrupt(() => {
+      interrupts++;
+      if (interrupts === 1) {
+        io.stderr(
+          "stopping: no new requests; open runs finish what is in flight (Ctrl-C again to quit now)\n",
+        );
+        shutdown.abort(new DOMException("the server is shutting down", "AbortError"));
+        server.close().then(() => {
+          remove();
+          resolve(0);
+        }, () => {
+          remove();
+          resolve(1);
+        });
+      } else {
+        remove();
+        server.close({ force: true }).catch(() => {});
+        resolve(130);
+      }
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// export default: the app from the environment, built on the first request
+
+/** What a runtime passes beside the request: Bun's server, Deno's info, or a Workers env. */
+interface Peer {
+  address?: string;
+  env?: Env;
+}
+
+function peerOf(request: Request, arg: unknown): Peer {
+  if (typeof arg !== "object" || arg === null) return {};
+  const bun = arg as {
+    requestIP?: (r: Request) => { address: string } | null;
+    timeout?: (r: Request, s: number) => void;
+  };
+  if (typeof bun.requestIP === "function") {
+    // Bun cuts a connection idle for 10 s; a run's stream can be quiet for longer.
+    bun.timeout?.(request, 0);
+    return { address: bun.requestIP(request)?.address };
+  }
+  const deno = arg as { remoteAddr?: { transport: string; hostname?: string } };
+  if (deno.remoteAddr) {
+    // A Unix socket is as local as loopback.
+    return {
+      address: deno.remoteAddr.transport === "unix" ? "localhost" : deno.remoteAddr.hostname,
+    };
+  }
+  const env: Env = {};
+  for (const [key, value] of Object.entries(arg)) if (typeof value === "string") env[key] = value;
+  return { env };
+}
+
+function processEnv(): Env {
+  const g = globalThis as { process?: { env: Env } };
+  if (g.process?.env) return { ...g.process.env };
+  if (typeof Deno !== "undefined") return Deno.env.toObject();
+  return {};
+}
+
+function jsonError(status: number, code: string, message: string): Response {
+  return new Response(JSON.stringify({ error: { code, message } }), {
+    status,
+    headers: { "content-type": "application/json" },
+  });
+}
+
+let fromEnv: { app: Hono; token?: string } | undefined;
+
+/**
+ * The server for `bun server.ts`, `deno serve server.ts` and Workers, configured from the
+ * environment (see {@linkcode resolveServerConfig}). Nothing is read at import: a missing key
+ * answers 500 with the reason. Without `MFT_SERVER_TOKEN` only loopback clients are answered
+ * (403 otherwise, and always on Workers, which do not say who is calling).
+ */
+export default {
+  fetch(request: Request, arg?: unknown, ctx?: unknown): Response | Promise<Response> {
+    const peer = peerOf(request, arg);
+    if (fromEnv === undefined) {
+      try {
+        const config = resolveServerConfig({}, peer.env ?? processEnv());
+        fromEnv = { app: buildServerApp(config), token: config.token };
+      } catch (error) {
+        return jsonError(
+          500,
+          "server_misconfigured",
+          `the server is not configured: ${(error as Error)?.message ?? error}`,
+        );
+      }
+    }
+    if (fromEnv.token === undefined && !(peer.address !== undefined && isLoopback(peer.address))) {
+      return jsonError(
+        403,
+        "loopback_only",
+        "MFT_SERVER_TOKEN is not set, so this server answers loopback clients only",
+      );
+    }
+    // deno-lint-ignore no-explicit-any
+    return fromEnv.app.fetch(request, peer.env, ctx as any);
+  },
+};
