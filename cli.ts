@@ -23,6 +23,7 @@ import { OPENAI_DEFAULT_RATE } from "./src/providers/openai.ts";
 import type { Provider } from "./src/providers/provider.ts";
 import { runBatch, type RunStats } from "./src/run.ts";
 import { TextLineStream } from "./src/text_line_stream.ts";
+import { providerFetch } from "./runtime.ts";
 import { serve } from "./server.ts";
 
 const DEFAULT_RATES: Record<ProviderName, number> = {
@@ -478,6 +479,7 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
     model: values.model,
     timeoutMs,
     mock: { latencyMs: mockLatency, failureRate },
+    fetch: providerFetch(),
   });
   const targetRate = rate ?? DEFAULT_RATES[providerName];
 

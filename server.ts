@@ -7,6 +7,7 @@
  * do not follow, so a Workers bundle needs no `nodejs_compat`.
  * @module
  */
+import { providerFetch } from "./runtime.ts";
 import type { Hono } from "hono";
 import { parseDurationMs } from "./src/duration.ts";
 import { isConfigError } from "./src/errors.ts";
@@ -226,6 +227,7 @@ export function buildServerApp(config: ServerConfig, options: { signal?: AbortSi
     model: config.model,
     timeoutMs: config.timeoutMs,
     mock: { latencyMs: config.mockLatencyMs, failureRate: config.mockFailureRate },
+    fetch: providerFetch(),
   });
   return createApp({
     provider,

@@ -20,6 +20,12 @@ import { Quota } from "./quota.ts";
 import type { Scheduler } from "./scheduler.ts";
 import { estimateTokens, type TokenEstimate } from "./tokens.ts";
 
+/**
+ * Upper bound of the default in-flight ceiling: below the usual open-file limit, past which
+ * Node and Bun reject new connections and Deno crashes.
+ */
+export const MAX_IN_FLIGHT_DEFAULT_CAP = 16_384;
+
 /** Quota 429s one item may absorb (each waits and slows everyone down) before it fails. */
 export const MAX_RATE_LIMIT_RETRIES = 20;
 
@@ -46,7 +52,7 @@ export interface RunOptions {
   /**
    * Safety ceiling on requests open at once. Far above rate × timeout, so a healthy run never
    * meets it; it bounds memory if the provider stops answering.
-   * @default ceil(2 × rate × timeout) + 64
+   * @default min(ceil(2 × rate × timeout) + 64, 16384)
    */
   maxInFlight?: number;
   /** Ids already answered (resume): their lines are skipped. */
@@ -157,7 +163,10 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
   // "auto" has no ceiling to size from: assume the provider's default rate.
   const sizingRate = configuredRate === "auto" ? provider.defaultRate : configuredRate;
   const lane = options.lane ?? {};
-  const maxInFlight = options.maxInFlight ?? Math.ceil((2 * sizingRate * timeoutMs) / 1000) + 64;
+  const maxInFlight = options.maxInFlight ?? Math.min(
+    Math.ceil((2 * sizingRate * timeoutMs) / 1000) + 64,
+    MAX_IN_FLIGHT_DEFAULT_CAP,
+  );
   if (!Number.isInteger(maxInFlight) || maxInFlight < 1) {
     throw new RangeError(
       `Cannot run as 'maxInFlight' must be a positive integer: current value is ${maxInFlight}`,
