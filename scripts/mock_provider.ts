@@ -8,8 +8,10 @@
  * of {@link createMockApp}), or at random with a seeded PRNG via `failureRate`.
  *
  * CLI: `bun scripts/mock_provider.ts [--port N] [--hostname H] [--latency MS] [--jitter MS]
- * [--failure-rate F] [--failure-status S] [--seed N] [--require-key K] [--no-record]` prints
- * `{"url":"http://127.0.0.1:PORT"}` and serves until SIGTERM/SIGINT.
+ * [--failure-rate F] [--failure-status S] [--seed N] [--require-key K] [--no-record]
+ * [--quota-requests N [--quota-window MS]] [--daily-quota N] [--token-quota N [--token-window MS]]`
+ * prints `{"url":"http://127.0.0.1:PORT"}` and serves until SIGTERM/SIGINT. Quotas (provider
+ * 429s with retry hints and `x-ratelimit-*` headers) are described at {@link createMockApp}.
  *
  * @module
  */
@@ -62,10 +64,94 @@ export interface MockProviderOptions {
    */
   requireKey?: string;
   /**
-   * Keep every {@link Arrival}. Stats are kept either way; turn this off for very long runs.
+   * Keep every {@link Arrival} and {@link TokenAcceptance}. Stats and quotas work either way;
+   * turn this off for very long runs.
    * @default true
    */
   recordArrivals?: boolean;
+  /**
+   * Sliding-window request quota: a request arriving while the last `windowMs` ms already hold
+   * `requests` accepted requests gets 429 at once (no latency), with the time until the oldest
+   * of them leaves the window (see {@link createMockApp} for the 429 shapes). With
+   * `windowMs: 60000`, OpenAI answers (2xx and 429) carry `x-ratelimit-*-requests` headers.
+   * @default undefined (no request quota)
+   */
+  quota?: RequestQuota;
+  /**
+   * Requests per "day": after this many accepted requests (since start or the last reset),
+   * every request gets 429 with a one-hour retry hint.
+   * @default undefined (no daily quota)
+   */
+  dailyQuota?: number;
+  /**
+   * Sliding-window token quota over accepted requests' cost: prompt tokens (`ceil(chars / 4)`)
+   * plus the request's max tokens, {@link DEFAULT_MAX_TOKENS} when it names none. With
+   * `windowMs: 60000`, OpenAI answers (2xx and 429) carry `x-ratelimit-*-tokens` headers.
+   * @default undefined (no token quota)
+   */
+  tokenQuota?: TokenQuota;
+}
+
+/** A sliding-window request quota, see {@link MockProviderOptions.quota}. */
+export interface RequestQuota {
+  /** Accepted requests allowed in any window (an integer >= 1). */
+  requests: number;
+  /**
+   * Window length in ms.
+   * @default 1000
+   */
+  windowMs?: number;
+}
+
+/** A sliding-window token quota, see {@link MockProviderOptions.tokenQuota}. */
+export interface TokenQuota {
+  /** Tokens allowed in any window (an integer >= 1). */
+  tokens: number;
+  /**
+   * Window length in ms.
+   * @default 60000
+   */
+  windowMs?: number;
+}
+
+/**
+ * Output tokens a request is charged for by the token quota when it names no max tokens
+ * (`max_completion_tokens`, `max_tokens`, `max_output_tokens`, Gemini
+ * `generationConfig.maxOutputTokens`). Also the answer's length cap in that case.
+ */
+export const DEFAULT_MAX_TOKENS = 256;
+
+/** One request accepted under the token quota's accounting, from {@link MockProvider.tokensAccepted}. */
+export interface TokenAcceptance {
+  /**
+   * When the token quota accepted it, in ms since the mock was created: after its body was
+   * read, so a little later than its {@link Arrival.t}. The quota's windows use this time.
+   */
+  t: number;
+  /** Its cost: prompt tokens plus max tokens. */
+  tokens: number;
+  /** The `x-mft-id` request header, or null when absent. */
+  id: string | null;
+}
+
+/** Quota usage right now, from {@link MockProvider.quota} and `GET /__mock/quota`. */
+export interface QuotaSnapshot {
+  /** Accepted requests in the request window (also counted when no request quota is set). */
+  requests_in_window: number;
+  /** Accepted tokens in the token window (also counted when no token quota is set). */
+  tokens_in_window: number;
+  /** Accepted requests since start or the last reset, the daily quota's count. */
+  daily_used: number;
+  /** `quota.requests`, or null when unset. */
+  requests_limit: number | null;
+  /** Request window in ms (1000 when no request quota is set). */
+  requests_window_ms: number;
+  /** `tokenQuota.tokens`, or null when unset. */
+  tokens_limit: number | null;
+  /** Token window in ms (60000 when no token quota is set). */
+  tokens_window_ms: number;
+  /** `dailyQuota`, or null when unset. */
+  daily_limit: number | null;
 }
 
 /** One provider request as the mock saw it. */
@@ -98,6 +184,15 @@ export interface MockStats {
    * than two arrivals or when they all share one timestamp (keeps the JSON finite).
    */
   rate: number;
+  /** Requests answered (or to be answered) 2xx: the ones every quota counts. */
+  accepted: number;
+  /**
+   * Mean rate of the accepted requests in requests/s, between the first and the last accepted
+   * arrival, computed like `rate`.
+   */
+  acceptedRate: number;
+  /** Requests answered 429, for any cause: quotas, directives or `failureRate`. */
+  rejected429: number;
 }
 
 /** A running mock provider, from {@link startMockProvider}. */
@@ -108,7 +203,17 @@ export interface MockProvider {
   arrivals(): Arrival[];
   /** Current arrival statistics. */
   stats(): MockStats;
-  /** Clears arrivals, stats and per-request attempt counters (the PRNGs keep their state). */
+  /** Current quota usage (as `GET /__mock/quota`). */
+  quota(): QuotaSnapshot;
+  /**
+   * Copies of the accepted requests' token costs, in acceptance order, to check token windows
+   * with. Empty with `recordArrivals: false`.
+   */
+  tokensAccepted(): TokenAcceptance[];
+  /**
+   * Clears arrivals, stats, quota usage and per-request attempt counters (the PRNGs keep their
+   * state).
+   */
   reset(): void;
   /** Stops listening, closes open connections and cancels pending latency timers. */
   close(): Promise<void>;
@@ -157,9 +262,18 @@ interface NormalizedOptions {
   seed: number;
   requireKey: string | undefined;
   recordArrivals: boolean;
+  quota: Required<RequestQuota> | undefined;
+  dailyQuota: number | undefined;
+  tokenQuota: Required<TokenQuota> | undefined;
 }
 
 function normalizeOptions(opts: MockProviderOptions = {}): NormalizedOptions {
+  for (const name of ["quota", "tokenQuota"] as const) {
+    const value: unknown = opts[name];
+    if (value !== undefined && (typeof value !== "object" || value === null)) {
+      throw new TypeError(`Expected '${name}' to be an object: current value is ${value}`);
+    }
+  }
   const o: NormalizedOptions = {
     port: opts.port ?? 0,
     hostname: opts.hostname ?? "127.0.0.1",
@@ -170,6 +284,13 @@ function normalizeOptions(opts: MockProviderOptions = {}): NormalizedOptions {
     seed: opts.seed ?? 1,
     requireKey: opts.requireKey,
     recordArrivals: opts.recordArrivals ?? true,
+    quota: opts.quota === undefined
+      ? undefined
+      : { requests: opts.quota.requests, windowMs: opts.quota.windowMs ?? 1000 },
+    dailyQuota: opts.dailyQuota,
+    tokenQuota: opts.tokenQuota === undefined
+      ? undefined
+      : { tokens: opts.tokenQuota.tokens, windowMs: opts.tokenQuota.windowMs ?? 60_000 },
   };
   const fail = (name: string, want: string, value: unknown): never => {
     throw new RangeError(
@@ -200,6 +321,25 @@ function normalizeOptions(opts: MockProviderOptions = {}): NormalizedOptions {
   if (o.requireKey !== undefined && typeof o.requireKey !== "string") {
     throw new TypeError(`Expected 'requireKey' to be a string: current value is ${o.requireKey}`);
   }
+  if (o.quota !== undefined) {
+    if (!Number.isInteger(o.quota.requests) || o.quota.requests < 1) {
+      fail("quota.requests", "an integer >= 1", o.quota.requests);
+    }
+    if (!Number.isFinite(o.quota.windowMs) || o.quota.windowMs <= 0) {
+      fail("quota.windowMs", "a finite number > 0", o.quota.windowMs);
+    }
+  }
+  if (o.dailyQuota !== undefined && (!Number.isInteger(o.dailyQuota) || o.dailyQuota < 0)) {
+    fail("dailyQuota", "an integer >= 0", o.dailyQuota);
+  }
+  if (o.tokenQuota !== undefined) {
+    if (!Number.isInteger(o.tokenQuota.tokens) || o.tokenQuota.tokens < 1) {
+      fail("tokenQuota.tokens", "an integer >= 1", o.tokenQuota.tokens);
+    }
+    if (!Number.isFinite(o.tokenQuota.windowMs) || o.tokenQuota.windowMs <= 0) {
+      fail("tokenQuota.windowMs", "a finite number > 0", o.tokenQuota.windowMs);
+    }
+  }
   return o;
 }
 
@@ -229,6 +369,10 @@ class ArrivalWindow {
   first = 0;
   last = 0;
   max = 0;
+  accepted = 0;
+  acceptedFirst = 0;
+  acceptedLast = 0;
+  rejected429 = 0;
 
   add(t: number): void {
     if (this.count === 0) this.first = t;
@@ -245,16 +389,175 @@ class ArrivalWindow {
     }
   }
 
+  /** Counts the answer to the arrival at `t`, once its status is known. */
+  answered(status: number, t: number): void {
+    if (status === 429) this.rejected429++;
+    if (status < 200 || status > 299) return;
+    // Answers are decided after the body is read, so accepted arrivals may come out of order.
+    if (this.accepted === 0 || t < this.acceptedFirst) this.acceptedFirst = t;
+    if (this.accepted === 0 || t > this.acceptedLast) this.acceptedLast = t;
+    this.accepted++;
+  }
+
   stats(): MockStats {
-    const span = this.last - this.first;
     return {
       count: this.count,
       maxPerWindow: this.max,
       firstMs: this.first,
       lastMs: this.last,
-      rate: this.count > 1 && span > 0 ? (this.count - 1) / (span / 1000) : 0,
+      rate: meanRate(this.count, this.last - this.first),
+      accepted: this.accepted,
+      acceptedRate: meanRate(this.accepted, this.acceptedLast - this.acceptedFirst),
+      rejected429: this.rejected429,
     };
   }
+}
+
+function meanRate(count: number, spanMs: number): number {
+  return count > 1 && spanMs > 0 ? (count - 1) / (spanMs / 1000) : 0;
+}
+
+/** A request's place in a {@link RequestWindow}; `live` until it leaves or is released. */
+interface Slot {
+  t: number;
+  live: boolean;
+}
+
+/**
+ * The request quota's window: times of accepted requests, and of requests that will be
+ * accepted unless their body or plan says otherwise (released then).
+ *
+ * Slots are taken in the arrival's own tick, so they are in time order and the accepted
+ * arrivals never exceed the quota in any `[t, t + windowMs)` window ({@link maxPerWindow}).
+ */
+class RequestWindow {
+  #slots: Slot[] = [];
+  #head = 0;
+  /** Live slots in the window (as of the last prune). */
+  count = 0;
+
+  constructor(readonly windowMs: number) {}
+
+  /** Drops the slots that left the window by `now`, and released ones at the head. */
+  prune(now: number): void {
+    const slots = this.#slots;
+    while (this.#head < slots.length) {
+      const slot = slots[this.#head];
+      if (slot.live && now - slot.t < this.windowMs) break;
+      if (slot.live) {
+        slot.live = false;
+        this.count--;
+      }
+      this.#head++;
+    }
+    if (this.#head > 4096 && this.#head * 2 > slots.length) {
+      this.#slots = slots.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  take(t: number): Slot {
+    const slot = { t, live: true };
+    this.#slots.push(slot);
+    this.count++;
+    return slot;
+  }
+
+  release(slot: Slot): void {
+    if (!slot.live) return;
+    slot.live = false;
+    this.count--;
+  }
+
+  /** Ms until the oldest slot leaves the window, 0 when empty; call after prune(now). */
+  untilOldestLeaves(now: number): number {
+    const oldest = this.#slots[this.#head];
+    return oldest ? oldest.t + this.windowMs - now : 0;
+  }
+}
+
+/** The token quota's window: accepted requests' costs by acceptance time. */
+class TokenWindow {
+  #entries: { t: number; tokens: number }[] = [];
+  #head = 0;
+  /** Tokens in the window (as of the last prune). */
+  sum = 0;
+
+  constructor(readonly windowMs: number) {}
+
+  prune(now: number): void {
+    const entries = this.#entries;
+    while (this.#head < entries.length && now - entries[this.#head].t >= this.windowMs) {
+      this.sum -= entries[this.#head].tokens;
+      this.#head++;
+    }
+    if (this.#head > 4096 && this.#head * 2 > entries.length) {
+      this.#entries = entries.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  add(t: number, tokens: number): void {
+    this.#entries.push({ t, tokens });
+    this.sum += tokens;
+  }
+
+  /**
+   * Ms until `cost` more tokens fit under `limit`: 0 when they fit now, Infinity when they
+   * never will. Call after prune(now).
+   */
+  waitFor(now: number, cost: number, limit: number): number {
+    if (cost > limit) return Infinity;
+    let excess = this.sum + cost - limit;
+    if (excess <= 0) return 0;
+    const entries = this.#entries;
+    for (let i = this.#head; i < entries.length; i++) {
+      excess -= entries[i].tokens;
+      if (excess <= 0) return entries[i].t + this.windowMs - now;
+    }
+    return Infinity; // unreachable: the whole window holds `sum` tokens
+  }
+
+  /** Ms until the oldest entry leaves the window, 0 when empty; call after prune(now). */
+  untilOldestLeaves(now: number): number {
+    const oldest = this.#entries[this.#head];
+    return oldest ? oldest.t + this.windowMs - now : 0;
+  }
+}
+
+/** Quota usage; replaced as a whole by reset(), so requests in flight settle on their own. */
+interface QuotaState {
+  requests: RequestWindow;
+  tokens: TokenWindow;
+  /** Daily quota count: accepted requests plus those holding a slot. */
+  dailyUsed: number;
+  log: TokenAcceptance[];
+}
+
+function createQuotaState(opts: NormalizedOptions): QuotaState {
+  return {
+    requests: new RequestWindow(opts.quota?.windowMs ?? 1000),
+    tokens: new TokenWindow(opts.tokenQuota?.windowMs ?? 60_000),
+    dailyUsed: 0,
+    log: [],
+  };
+}
+
+function quotaSnapshot(state: MockState): QuotaSnapshot {
+  const { quota, opts } = state;
+  const now = performance.now() - state.start;
+  quota.requests.prune(now);
+  quota.tokens.prune(now);
+  return {
+    requests_in_window: quota.requests.count,
+    tokens_in_window: quota.tokens.sum,
+    daily_used: quota.dailyUsed,
+    requests_limit: opts.quota?.requests ?? null,
+    requests_window_ms: quota.requests.windowMs,
+    tokens_limit: opts.tokenQuota?.tokens ?? null,
+    tokens_window_ms: quota.tokens.windowMs,
+    daily_limit: opts.dailyQuota ?? null,
+  };
 }
 
 interface MockState {
@@ -262,6 +565,7 @@ interface MockState {
   start: number;
   arrivals: Arrival[];
   window: ArrivalWindow;
+  quota: QuotaState;
   /** Attempts per directive-bearing prompt; prompts without directives are not counted. */
   attempts: Map<string, number>;
   /** Wakers of pending latency timers, so close() can end them all at once. */
@@ -282,6 +586,7 @@ function createState(opts: NormalizedOptions, host: Host): MockState {
     start: performance.now(),
     arrivals: [],
     window: new ArrivalWindow(),
+    quota: createQuotaState(opts),
     attempts: new Map(),
     sleepers: new Set(),
     failureRng: mulberry32(opts.seed),
@@ -295,6 +600,7 @@ function createState(opts: NormalizedOptions, host: Host): MockState {
 function resetState(state: MockState): void {
   state.arrivals = [];
   state.window = new ArrivalWindow();
+  state.quota = createQuotaState(state.opts);
   state.attempts.clear();
 }
 
@@ -408,13 +714,26 @@ interface Extracted {
   userText: string;
   /** Characters of all prompt text, for the prompt token count. */
   promptChars: number;
+  /** The request's max output tokens, undefined when it names none. */
+  maxTokens: number | undefined;
+}
+
+interface ErrorExtra {
+  /** OpenAI `insufficient_quota` rather than a rate limit. */
+  quota?: boolean;
+  /** OpenAI error `type` of a 429, `requests` by default. */
+  type?: string;
+  /** Gemini `RetryInfo.retryDelay` in seconds, without the unit. */
+  retryDelay?: string;
+  /** Gemini details before the RetryInfo, e.g. a QuotaFailure. */
+  details?: unknown[];
 }
 
 interface Dialect {
   /** Error body in the provider's shape. */
-  error(status: number, message: string, extra: { quota?: boolean; retryDelay?: string }): unknown;
-  /** Body of a successful answer. */
-  ok(model: string, text: string, p: number, c: number, id: string): unknown;
+  error(status: number, message: string, extra: ErrorExtra): unknown;
+  /** Body of a successful answer; `cut` when the text was cut at the max tokens. */
+  ok(model: string, text: string, p: number, c: number, id: string, cut: boolean): unknown;
   /** Truncated JSON of the `badjson` fault. */
   badJson: string;
   /** Reads the parsed body; returns an error message for a request the provider would reject. */
@@ -439,12 +758,27 @@ function contentText(content: unknown): string {
   return texts.join("\n");
 }
 
-function openAiError(status: number, message: string, extra: { quota?: boolean }): unknown {
+/**
+ * Reads the first max-tokens field present (null counts as absent).
+ * @returns The value, undefined when none is present, or an error message for a bad value.
+ */
+function readMaxTokens(fields: [string, unknown][]): number | undefined | string {
+  for (const [name, value] of fields) {
+    if (value === undefined || value === null) continue;
+    if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
+      return `Invalid '${name}': expected an integer >= 1, got ${JSON.stringify(value)}.`;
+    }
+    return value;
+  }
+  return undefined;
+}
+
+function openAiError(status: number, message: string, extra: ErrorExtra): unknown {
   let type = status >= 500 ? "server_error" : "invalid_request_error";
   let code: string | null = null;
   if (status === 401) code = "invalid_api_key";
   if (status === 429) {
-    type = extra.quota ? "insufficient_quota" : "requests";
+    type = extra.quota ? "insufficient_quota" : extra.type ?? "requests";
     code = extra.quota ? "insufficient_quota" : "rate_limit_exceeded";
   }
   return { error: { message, type, param: null, code } };
@@ -457,7 +791,7 @@ function bearer(c: Context): string | undefined {
 
 const openAiChat: Dialect = {
   error: openAiError,
-  ok: (model, text, p, c, id) => ({
+  ok: (model, text, p, c, id, cut) => ({
     id: `chatcmpl-${id}`,
     object: "chat.completion",
     created: Math.floor(Date.now() / 1000),
@@ -465,7 +799,7 @@ const openAiChat: Dialect = {
     choices: [{
       index: 0,
       message: { role: "assistant", content: text },
-      finish_reason: "stop",
+      finish_reason: cut ? "length" : "stop",
     }],
     usage: { prompt_tokens: p, completion_tokens: c, total_tokens: p + c },
   }),
@@ -478,6 +812,11 @@ const openAiChat: Dialect = {
     if (!Array.isArray(body.messages) || body.messages.length === 0) {
       return "'messages' must be a non-empty array.";
     }
+    const maxTokens = readMaxTokens([
+      ["max_completion_tokens", body.max_completion_tokens],
+      ["max_tokens", body.max_tokens],
+    ]);
+    if (typeof maxTokens === "string") return maxTokens;
     let userText = "";
     let promptChars = 0;
     for (const m of body.messages) {
@@ -486,23 +825,24 @@ const openAiChat: Dialect = {
       promptChars += text.length;
       if (m.role === "user") userText = text;
     }
-    return { model: body.model, userText, promptChars };
+    return { model: body.model, userText, promptChars, maxTokens };
   },
   key: bearer,
 };
 
 const openAiResponses: Dialect = {
   error: openAiError,
-  ok: (model, text, p, c, id) => ({
+  ok: (model, text, p, c, id, cut) => ({
     id: `resp_${id}`,
     object: "response",
     created_at: Math.floor(Date.now() / 1000),
-    status: "completed",
+    status: cut ? "incomplete" : "completed",
+    ...(cut ? { incomplete_details: { reason: "max_output_tokens" } } : {}),
     model,
     output: [{
       type: "message",
       id: `msg_${id}`,
-      status: "completed",
+      status: cut ? "incomplete" : "completed",
       role: "assistant",
       content: [{ type: "output_text", text, annotations: [] }],
     }],
@@ -515,6 +855,8 @@ const openAiResponses: Dialect = {
     if (typeof body.model !== "string" || body.model === "") {
       return "you must provide a model parameter";
     }
+    const maxTokens = readMaxTokens([["max_output_tokens", body.max_output_tokens]]);
+    if (typeof maxTokens === "string") return maxTokens;
     // `instructions` is the system prompt of this API, so it counts as prompt text.
     let promptChars = typeof body.instructions === "string" ? body.instructions.length : 0;
     let userText = "";
@@ -531,7 +873,7 @@ const openAiResponses: Dialect = {
     } else {
       return "'input' must be a string or an array.";
     }
-    return { model: body.model, userText, promptChars };
+    return { model: body.model, userText, promptChars, maxTokens };
   },
   key: bearer,
 };
@@ -565,6 +907,7 @@ const gemini: Dialect = {
         domain: "googleapis.com",
       });
     }
+    if (extra.details) details.push(...extra.details);
     if (extra.retryDelay !== undefined) {
       details.push({
         "@type": "type.googleapis.com/google.rpc.RetryInfo",
@@ -575,10 +918,10 @@ const gemini: Dialect = {
       error: { code: status, message, status: GEMINI_STATUS[status] ?? "UNKNOWN", details },
     };
   },
-  ok: (model, text, p, c, id) => ({
+  ok: (model, text, p, c, id, cut) => ({
     candidates: [{
       content: { role: "model", parts: [{ text }] },
-      finishReason: "STOP",
+      finishReason: cut ? "MAX_TOKENS" : "STOP",
       index: 0,
     }],
     usageMetadata: { promptTokenCount: p, candidatesTokenCount: c, totalTokenCount: p + c },
@@ -591,7 +934,15 @@ const gemini: Dialect = {
     if (!Array.isArray(body.contents) || body.contents.length === 0) {
       return "* GenerateContentRequest.contents: contents is not specified";
     }
-    // The REST API accepts both spellings of the system prompt.
+    // The REST API accepts both spellings of every field.
+    const config = body.generationConfig ?? body.generation_config;
+    const maxTokens = isObject(config)
+      ? readMaxTokens([
+        ["generationConfig.maxOutputTokens", config.maxOutputTokens],
+        ["generationConfig.max_output_tokens", config.max_output_tokens],
+      ])
+      : undefined;
+    if (typeof maxTokens === "string") return maxTokens;
     const system = body.systemInstruction ?? body.system_instruction;
     let promptChars = partsText(system).length;
     let userText = "";
@@ -602,7 +953,7 @@ const gemini: Dialect = {
         userText = text;
       }
     }
-    return { model: pathModel, userText, promptChars };
+    return { model: pathModel, userText, promptChars, maxTokens };
   },
   key: (c) => c.req.header("x-goog-api-key") ?? c.req.query("key"),
 };
@@ -708,6 +1059,233 @@ function json(body: unknown, status: number, headers: Record<string, string>): R
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// Quotas
+
+/** Why a quota refused a request. */
+interface QuotaRejection {
+  kind: "requests" | "daily" | "tokens" | "too_large";
+  limit: number;
+  /** Window of the quota, ms (a day for `daily`). */
+  windowMs: number;
+  /** Usage in the window (or day) when refused. */
+  used: number;
+  /** What this request asked for: 1 request, or its tokens. */
+  requested: number;
+  /** Ms until it could be accepted (an integer >= 1); undefined for `too_large`. */
+  retryMs?: number;
+}
+
+/** Retry hint of the daily quota: providers reset daily quotas at a fixed hour, not per call. */
+const DAILY_RETRY_MS = 3_600_000;
+
+/** Places held at arrival in the quotas that need no body; released unless accepted. */
+interface Hold {
+  quota: QuotaState;
+  slot: Slot;
+}
+
+const retryMsOf = (ms: number): number => Math.max(1, Math.ceil(ms));
+
+/** Seconds with up to 3 decimals: 1500 -> "1.5", 26000 -> "26". */
+const secondsText = (ms: number): string => String(Number((ms / 1000).toFixed(3)));
+
+/**
+ * Formats ms in OpenAI's `x-ratelimit-reset-*` duration format, rounded up to the ms.
+ *
+ * @param ms A duration in ms; 0 or less gives `"0s"`.
+ * @returns e.g. `"350ms"`, `"1s"`, `"1m30.5s"`, `"6m0s"`, `"1h0m0s"`.
+ *
+ * @example
+ * ```ts
+ * formatResetDuration(90_500); // "1m30.5s"
+ * formatResetDuration(349.2); // "350ms"
+ * ```
+ */
+export function formatResetDuration(ms: number): string {
+  const total = Math.max(0, Math.ceil(ms));
+  if (total === 0) return "0s";
+  if (total < 1000) return `${total}ms`;
+  const h = Math.floor(total / 3_600_000);
+  const m = Math.floor((total % 3_600_000) / 60_000);
+  const s = secondsText(total % 60_000);
+  return h > 0 ? `${h}h${m}m${s}s` : m > 0 ? `${m}m${s}s` : `${s}s`;
+}
+
+/**
+ * The daily and request quotas, decided in the arrival's own tick with `now` = its arrival time.
+ * @returns The places held, or why the request is refused.
+ */
+function admit(state: MockState, quota: QuotaState, now: number): Hold | QuotaRejection {
+  const { dailyQuota, quota: requestQuota } = state.opts;
+  if (dailyQuota !== undefined && quota.dailyUsed >= dailyQuota) {
+    return {
+      kind: "daily",
+      limit: dailyQuota,
+      windowMs: 86_400_000,
+      used: quota.dailyUsed,
+      requested: 1,
+      retryMs: DAILY_RETRY_MS,
+    };
+  }
+  const window = quota.requests;
+  window.prune(now);
+  if (requestQuota !== undefined && window.count >= requestQuota.requests) {
+    return {
+      kind: "requests",
+      limit: requestQuota.requests,
+      windowMs: requestQuota.windowMs,
+      used: window.count,
+      requested: 1,
+      retryMs: retryMsOf(window.untilOldestLeaves(now)),
+    };
+  }
+  quota.dailyUsed++;
+  return { quota, slot: window.take(now) };
+}
+
+function release(hold: Hold): void {
+  hold.quota.requests.release(hold.slot);
+  hold.quota.dailyUsed--;
+}
+
+/** The token quota, decided once the body is read. */
+function checkTokens(
+  state: MockState,
+  quota: QuotaState,
+  now: number,
+  cost: number,
+): QuotaRejection | undefined {
+  const window = quota.tokens;
+  window.prune(now);
+  const tokenQuota = state.opts.tokenQuota;
+  if (tokenQuota === undefined) return undefined;
+  const wait = window.waitFor(now, cost, tokenQuota.tokens);
+  if (wait === 0) return undefined;
+  return {
+    kind: wait === Infinity ? "too_large" : "tokens",
+    limit: tokenQuota.tokens,
+    windowMs: tokenQuota.windowMs,
+    used: window.sum,
+    requested: cost,
+    retryMs: wait === Infinity ? undefined : retryMsOf(wait),
+  };
+}
+
+/** `x-ratelimit-*` headers of the quotas with a 60 s window (OpenAI's are per minute). */
+function rateLimitHeaders(
+  state: MockState,
+  quota: QuotaState,
+  now: number,
+): Record<string, string> {
+  const headers: Record<string, string> = {};
+  const { quota: requestQuota, tokenQuota } = state.opts;
+  if (requestQuota?.windowMs === 60_000) {
+    quota.requests.prune(now);
+    headers["x-ratelimit-limit-requests"] = String(requestQuota.requests);
+    headers["x-ratelimit-remaining-requests"] = String(
+      Math.max(0, requestQuota.requests - quota.requests.count),
+    );
+    headers["x-ratelimit-reset-requests"] = formatResetDuration(
+      quota.requests.untilOldestLeaves(now),
+    );
+  }
+  if (tokenQuota?.windowMs === 60_000) {
+    quota.tokens.prune(now);
+    headers["x-ratelimit-limit-tokens"] = String(tokenQuota.tokens);
+    headers["x-ratelimit-remaining-tokens"] = String(
+      Math.max(0, tokenQuota.tokens - quota.tokens.sum),
+    );
+    headers["x-ratelimit-reset-tokens"] = formatResetDuration(quota.tokens.untilOldestLeaves(now));
+  }
+  return headers;
+}
+
+const GEMINI_QUOTA: Record<QuotaRejection["kind"], { quotaMetric: string; quotaId: string }> = {
+  requests: {
+    quotaMetric: "generativelanguage.googleapis.com/generate_content_requests",
+    quotaId: "GenerateRequestsPerMinutePerProjectPerModel",
+  },
+  daily: {
+    quotaMetric: "generativelanguage.googleapis.com/generate_content_requests",
+    quotaId: "GenerateRequestsPerDayPerProjectPerModel",
+  },
+  tokens: {
+    quotaMetric: "generativelanguage.googleapis.com/generate_content_input_token_count",
+    quotaId: "GenerateContentInputTokensPerModelPerMinute",
+  },
+  too_large: {
+    quotaMetric: "generativelanguage.googleapis.com/generate_content_input_token_count",
+    quotaId: "GenerateContentInputTokensPerModelPerMinute",
+  },
+};
+
+/** `requests per min (RPM)`, `tokens per min (TPM)`, `requests per day (RPD)`, or the window. */
+function quotaScope(r: QuotaRejection): string {
+  const what = r.kind === "requests" || r.kind === "daily" ? "requests" : "tokens";
+  if (r.kind === "daily") return "requests per day (RPD)";
+  if (r.windowMs === 60_000) return `${what} per min (${what === "requests" ? "RPM" : "TPM"})`;
+  return `${what} per ${formatResetDuration(r.windowMs)} (mock window)`;
+}
+
+/** The 429 of a quota, answered at once (no latency: real providers refuse fast). */
+function quotaResponse(
+  dialect: Dialect,
+  r: QuotaRejection,
+  model: string,
+  headers: Record<string, string>,
+): Response {
+  const retry = r.retryMs === undefined ? "" : formatResetDuration(r.retryMs);
+  if (dialect === gemini) {
+    const violation = GEMINI_QUOTA[r.kind];
+    const message = r.kind === "too_large"
+      ? `The request's ${r.requested} tokens exceed the quota of ${r.limit} tokens per ` +
+        `${formatResetDuration(r.windowMs)} for ${violation.quotaMetric}, model: ${model}.`
+      : "You exceeded your current quota, please check your plan and billing details. For more " +
+        "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits." +
+        `\n* Quota exceeded for metric: ${violation.quotaMetric}, limit: ${r.limit}, ` +
+        `model: ${model}\nPlease retry in ${retry}.`;
+    const details = [{
+      "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+      violations: [violation],
+    }];
+    const retryDelay = r.retryMs === undefined ? undefined : secondsText(r.retryMs);
+    return json(gemini.error(429, message, { details, retryDelay }), 429, headers);
+  }
+  const h = { ...headers };
+  if (r.retryMs !== undefined) {
+    if (r.kind !== "daily") h["retry-after-ms"] = String(r.retryMs);
+    h["retry-after"] = String(Math.ceil(r.retryMs / 1000));
+  }
+  const forModel = model === "" ? "" : ` for ${model}`;
+  const where = `${forModel} in organization org-mock on ${quotaScope(r)}`;
+  const message = r.kind === "too_large"
+    ? `Request too large${where}: Limit ${r.limit}, Requested ${r.requested}. The input or ` +
+      "output tokens must be reduced in order to run successfully. Visit " +
+      "https://platform.openai.com/account/rate-limits to learn more."
+    : `Rate limit reached${where}: Limit ${r.limit}, Used ${r.used}, Requested ${r.requested}. ` +
+      `Please try again in ${retry}. Visit https://platform.openai.com/account/rate-limits to ` +
+      "learn more.";
+  const type = r.kind === "tokens" || r.kind === "too_large" ? "tokens" : "requests";
+  return json(openAiError(429, message, { type }), 429, h);
+}
+
+/** The mock answer, cut to `maxTokens * 4` characters (our 4 characters per token). */
+function answerText(userText: string, maxTokens: number): { text: string; cut: boolean } {
+  const text = ANSWER_PREFIX + userText.slice(0, 200);
+  const maxChars = maxTokens * 4;
+  if (text.length <= maxChars) return { text, cut: false };
+  let end = maxChars;
+  // Keep a surrogate pair whole rather than end on half of it.
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return { text: text.slice(0, end), cut: true };
+}
+
+function statusOf(outcome: Outcome): number {
+  return outcome.kind === "reset" ? 0 : outcome.kind === "error" ? outcome.status : 200;
+}
+
 async function handle(
   state: MockState,
   dialect: Dialect,
@@ -722,12 +1300,21 @@ async function handle(
   };
   // Recorded before the body is read so that arrivals stay sorted by t.
   if (state.opts.recordArrivals) state.arrivals.push(arrival);
-  state.window.add(arrival.t);
+  // Captured, like the quota state below, so that a reset() mid-request leaves the new ones be.
+  const stats = state.window;
+  stats.add(arrival.t);
+  const settle = (status: number) => {
+    arrival.status = status;
+    stats.answered(status, arrival.t);
+  };
 
   const id = nextId(state);
-  const baseHeaders: Record<string, string> = dialect === gemini ? {} : { "x-request-id": id };
+  const openAi = dialect !== gemini;
+  const baseHeaders: Record<string, string> = openAi ? { "x-request-id": id } : {};
   let p: Plan;
   let parsed: Extracted | undefined;
+  /** `x-ratelimit-*` as of the decision, for OpenAI 2xx and 429 answers. */
+  let limitHeaders: Record<string, string> = {};
   const { requireKey } = state.opts;
   if (requireKey !== undefined && dialect.key(c) !== requireKey) {
     p = {
@@ -742,6 +1329,14 @@ async function handle(
       headers: {},
     };
   } else {
+    // The quotas that need no body are decided now, in the arrival's tick: see RequestWindow.
+    const quota = state.quota;
+    const hold = admit(state, quota, arrival.t);
+    if (!("slot" in hold)) {
+      settle(429);
+      const rl = openAi ? rateLimitHeaders(state, quota, arrival.t) : {};
+      return quotaResponse(dialect, hold, pathModel, { ...baseHeaders, ...rl });
+    }
     let body: unknown;
     let bad: string | undefined;
     try {
@@ -754,15 +1349,37 @@ async function handle(
       if (typeof x === "string") bad = x;
       else parsed = x;
     }
-    p = parsed ? plan(state, parsed) : {
-      outcome: { kind: "error", status: 400, message: bad! },
-      latencyMs: baseLatency(state),
-      headers: {},
-    };
+    if (parsed === undefined) {
+      release(hold);
+      p = {
+        outcome: { kind: "error", status: 400, message: bad! },
+        latencyMs: baseLatency(state),
+        headers: {},
+      };
+    } else {
+      const now = performance.now() - state.start;
+      const cost = Math.ceil(parsed.promptChars / 4) + (parsed.maxTokens ?? DEFAULT_MAX_TOKENS);
+      const refused = checkTokens(state, quota, now, cost);
+      if (refused) {
+        release(hold);
+        settle(429);
+        const rl = openAi ? rateLimitHeaders(state, quota, now) : {};
+        return quotaResponse(dialect, refused, parsed.model, { ...baseHeaders, ...rl });
+      }
+      // Only now, so that a refused request is not an attempt and draws no random failure.
+      p = plan(state, parsed);
+      if (statusOf(p.outcome) === 200) {
+        quota.tokens.add(now, cost);
+        if (state.opts.recordArrivals) quota.log.push({ t: now, tokens: cost, id: arrival.id });
+      } else {
+        release(hold);
+      }
+      if (openAi) limitHeaders = rateLimitHeaders(state, quota, now);
+    }
   }
 
   const { outcome } = p;
-  arrival.status = outcome.kind === "reset" ? 0 : outcome.kind === "error" ? outcome.status : 200;
+  settle(statusOf(outcome));
   // Deno.serve (legacy mode) aborts request.signal on every successful response and warns when
   // it is used, so there the timers are only ended by their own expiry or by close().
   await sleep(state, p.latencyMs, state.host === "deno" ? undefined : c.req.raw.signal);
@@ -773,7 +1390,7 @@ async function handle(
     case "badjson":
       return new Response(dialect.badJson, {
         status: 200,
-        headers: { "content-type": "application/json", ...baseHeaders },
+        headers: { "content-type": "application/json", ...baseHeaders, ...limitHeaders },
       });
     case "error":
       return json(
@@ -782,19 +1399,20 @@ async function handle(
           retryDelay: p.retryDelay,
         }),
         outcome.status,
-        { ...baseHeaders, ...p.headers },
+        { ...baseHeaders, ...(outcome.status === 429 ? limitHeaders : {}), ...p.headers },
       );
     case "ok": {
-      const { model, userText, promptChars } = parsed!;
-      const text = ANSWER_PREFIX + userText.slice(0, 200);
+      const { model, userText, promptChars, maxTokens } = parsed!;
+      const { text, cut } = answerText(userText, maxTokens ?? DEFAULT_MAX_TOKENS);
       const body = dialect.ok(
         model,
         text,
         Math.ceil(promptChars / 4),
         Math.ceil(text.length / 4),
         id,
+        cut,
       );
-      return json(body, 200, baseHeaders);
+      return json(body, 200, { ...baseHeaders, ...limitHeaders });
     }
   }
 }
@@ -825,6 +1443,8 @@ function buildMock(
 
   app.get("/__mock/arrivals", (c) => c.json({ arrivals: state.arrivals }));
   app.get("/__mock/stats", (c) => c.json(state.window.stats()));
+  app.get("/__mock/quota", (c) => c.json(quotaSnapshot(state)));
+  app.get("/__mock/tokens", (c) => c.json({ tokens: state.quota.log }));
   app.post("/__mock/reset", (c) => {
     resetState(state);
     return c.json({ ok: true });
@@ -845,7 +1465,8 @@ function buildMock(
  *
  * Routes: `POST /v1/chat/completions`, `POST /v1/responses`,
  * `POST /v1beta/models/{model}:generateContent` (also `/v1/models/...`), and the control routes
- * `GET /__mock/arrivals`, `GET /__mock/stats`, `POST /__mock/reset`.
+ * `GET /__mock/arrivals`, `GET /__mock/stats`, `GET /__mock/quota` ({@link QuotaSnapshot}),
+ * `GET /__mock/tokens` (`{tokens: TokenAcceptance[]}`), `POST /__mock/reset`.
  *
  * Directives in the last user message text, any number of them:
  *
@@ -864,6 +1485,38 @@ function buildMock(
  * refused before their body is read (401 for the key, 400 for the JSON) do not count. Outcome
  * directives are tried in text order; the first that applies to this attempt wins. An unknown
  * directive answers 400, so a typo in a test fails loudly.
+ *
+ * Quotas (`quota`, `dailyQuota`, `tokenQuota`) count accepted requests: those answered 2xx (or
+ * to be, once their latency has passed). Order of checks: API key (401), daily quota, request
+ * quota (both before the body is read, at the arrival time), body (400), token quota, then
+ * directives and `failureRate`; so a request a quota refuses is neither an attempt of
+ * `fail=K` nor a random draw. Quota refusals are 429s answered at once, without latency, and
+ * recorded as arrivals with status 429:
+ *
+ * - OpenAI: body `{"error": {"message": "Rate limit reached ... on requests per min (RPM): Limit
+ *   L, Used U, Requested 1. Please try again in 350ms. ...", "type": "requests", "param": null,
+ *   "code": "rate_limit_exceeded"}}` (`type: "tokens"` and `tokens per min (TPM)` for the token
+ *   quota, `requests per day (RPD)` for the daily one; `per 1s (mock window)` when a window is
+ *   not 60 s), headers `retry-after-ms: <ms until it would be accepted, integer >= 1>` and
+ *   `retry-after: <ceil seconds>`; the daily quota sends only `retry-after: 3600`.
+ * - Gemini: `{"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": ..., "details":
+ *   [{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{"quotaMetric":
+ *   "generativelanguage.googleapis.com/generate_content_requests", "quotaId":
+ *   "GenerateRequestsPerMinutePerProjectPerModel"}]}, {"@type":
+ *   "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "0.35s"}]}}`; quotaId
+ *   `GenerateRequestsPerDayPerProjectPerModel` (retryDelay `3600s`) for the daily quota,
+ *   `GenerateContentInputTokensPerModelPerMinute` (metric `..._input_token_count`) for tokens.
+ * - A request costing more tokens than the whole token quota can never pass: 429 `Request too
+ *   large ...` (OpenAI `type: "tokens"`) without any retry header or RetryInfo.
+ *
+ * With a 60 s window, OpenAI 2xx and 429 answers also carry `x-ratelimit-limit-requests`,
+ * `x-ratelimit-remaining-requests` (after this request) and `x-ratelimit-reset-requests` (time
+ * until the oldest accepted request leaves the window, e.g. `59.65s`, `1m0s`, `350ms`), and the
+ * same three `-tokens` headers for the token quota. A window holds the requests accepted in the
+ * last `windowMs` ms; one accepted exactly `windowMs` ago has left it (as in
+ * {@link maxPerWindow}). Answers honour the max tokens: the text is cut to `4 × max tokens`
+ * characters (`finish_reason: "length"`, Gemini `MAX_TOKENS`, Responses `incomplete`), so the
+ * reported completion tokens never exceed them.
  *
  * @param options Fault and latency settings; `port` and `hostname` are ignored.
  * @returns A Hono app whose `fetch` serves the mock.
@@ -946,6 +1599,8 @@ function serve(options: MockProviderOptions | undefined): MockProvider {
     url: `http://${host}:${boundPort}`,
     arrivals: () => state.arrivals.map((a) => ({ ...a })),
     stats: () => state.window.stats(),
+    quota: () => quotaSnapshot(state),
+    tokensAccepted: () => state.quota.log.map((x) => ({ ...x })),
     reset: () => resetState(state),
     close() {
       closing ??= (async () => {
@@ -984,9 +1639,24 @@ async function main(argv: string[]): Promise<void> {
       seed: { type: "string" },
       "require-key": { type: "string" },
       "no-record": { type: "boolean" },
+      "quota-requests": { type: "string" },
+      "quota-window": { type: "string" },
+      "daily-quota": { type: "string" },
+      "token-quota": { type: "string" },
+      "token-window": { type: "string" },
     },
     strict: true,
   });
+  const quotaRequests = numberArg("quota-requests", values["quota-requests"]);
+  const quotaWindow = numberArg("quota-window", values["quota-window"]);
+  const tokenQuota = numberArg("token-quota", values["token-quota"]);
+  const tokenWindow = numberArg("token-window", values["token-window"]);
+  if (quotaWindow !== undefined && quotaRequests === undefined) {
+    throw new TypeError("Cannot use --quota-window without --quota-requests");
+  }
+  if (tokenWindow !== undefined && tokenQuota === undefined) {
+    throw new TypeError("Cannot use --token-window without --token-quota");
+  }
   const mock = await startMockProvider({
     port: numberArg("port", values.port),
     hostname: values.hostname,
@@ -997,6 +1667,13 @@ async function main(argv: string[]): Promise<void> {
     seed: numberArg("seed", values.seed),
     requireKey: values["require-key"],
     recordArrivals: !values["no-record"],
+    quota: quotaRequests === undefined
+      ? undefined
+      : { requests: quotaRequests, windowMs: quotaWindow },
+    dailyQuota: numberArg("daily-quota", values["daily-quota"]),
+    tokenQuota: tokenQuota === undefined
+      ? undefined
+      : { tokens: tokenQuota, windowMs: tokenWindow },
   });
   console.log(JSON.stringify({ url: mock.url }));
   const shutdown = async () => {

@@ -7,8 +7,44 @@
 import { type Clock, delay, systemClock } from "./clock.ts";
 import type { FailureInfo } from "./errors.ts";
 import type { RateLimitInfo } from "./rate_limit_headers.ts";
-import { Scheduler } from "./scheduler.ts";
+import { type AcquireOptions, Scheduler } from "./scheduler.ts";
 import type { TokenEstimate } from "./tokens.ts";
+
+/**
+ * Why the quota changes the rate, so that a slot source shared by several processes (see
+ * `RedisScheduler`) can arbitrate: one slow-down per burst of 429s for all of them, at most one
+ * increase per second for all of them. The in-process {@linkcode Scheduler} ignores it.
+ */
+export type RateChange =
+  /** A burst of 429s: lower, then no other slow-down for `cooldownMs`. */
+  | { kind: "slowdown"; cooldownMs: number }
+  /** Climbing back (or slow start): at most once a second, never above the ceiling. */
+  | { kind: "increase" }
+  /** A limit the provider stated (`x-ratelimit-limit-requests`): lower at once. */
+  | { kind: "limit" };
+
+/**
+ * Where the quota's request slots come from: the in-process {@linkcode Scheduler}, or a shared
+ * one such as `RedisScheduler` (one schedule for many processes and machines).
+ */
+export interface SlotSource {
+  /** Slots per second now in force. */
+  readonly rate: number;
+  /** Waiters not yet given a slot. */
+  readonly waiting: number;
+  /** Slots released since creation. */
+  readonly released: number;
+  /** Clock time (ms) before which no slot is released, or -Infinity. */
+  readonly pausedUntil: number;
+  /** Waits for a slot; resolves with the clock time it was released at. */
+  acquire(options?: AcquireOptions): Promise<number>;
+  /** Changes the rate; without `change`, sets the configured rate. */
+  setRate(rate: number, change?: RateChange): void;
+  /** Releases no slot before clock time `until` (ms). */
+  pauseUntil(until: number): void;
+  /** Rejects every waiter with `reason`. */
+  close(reason?: unknown): void;
+}
 
 /** Options for {@linkcode Quota}. */
 export interface QuotaOptions {
@@ -25,8 +61,8 @@ export interface QuotaOptions {
   autoStartRate?: number;
   /** Lowest rate a slow-down may reach, req/s. @default min(0.1, rate) */
   minRate?: number;
-  /** Use this scheduler (for example a shared one) instead of making one. */
-  scheduler?: Scheduler;
+  /** Use this slot source (for example a shared one) instead of making a scheduler. */
+  scheduler?: SlotSource;
   /** @default systemClock */
   clock?: Clock;
 }
@@ -105,8 +141,8 @@ class TokenGate {
  * ```
  */
 export class Quota {
-  /** The request-slot scheduler. */
-  readonly scheduler: Scheduler;
+  /** The request-slot source: a {@linkcode Scheduler} unless one was given. */
+  readonly scheduler: SlotSource;
   #clock: Clock;
   #adaptive: boolean;
   #configured: number | "auto";
@@ -120,6 +156,7 @@ export class Quota {
   #lastIncreaseAt: number;
   #successes: number[] = [];
   #promptScale = 1;
+  #closed = new AbortController();
   #stats: QuotaStats;
 
   constructor(options: QuotaOptions) {
@@ -139,7 +176,15 @@ export class Quota {
     this.#configured = rate;
     this.#ceiling = rate === "auto" ? Infinity : rate;
     const start = rate === "auto" ? options.autoStartRate ?? 1 : rate;
-    this.#minRate = options.minRate ?? Math.min(0.1, start);
+    if (
+      options.minRate !== undefined && !(Number.isFinite(options.minRate) && options.minRate > 0)
+    ) {
+      throw new RangeError(
+        `Cannot limit as 'minRate' must be a number above 0: current value is ${options.minRate}`,
+      );
+    }
+    // A floor above the starting rate would turn a slow-down into a speed-up.
+    this.#minRate = Math.min(options.minRate ?? 0.1, start);
     this.#slowStart = rate === "auto";
     this.scheduler = options.scheduler ?? new Scheduler({ rate: start, clock });
     if (options.scheduler && rate !== "auto") this.scheduler.setRate(start);
@@ -167,13 +212,18 @@ export class Quota {
 
   /** Expected tokens of a request, with the prompt estimate calibrated by what came back. */
   cost(estimate: TokenEstimate): number {
-    return Math.ceil(estimate.prompt * this.#promptScale) + estimate.output;
+    // The epsilon keeps float noise (100 × 1.1 = 110.00000000000001) from adding a token.
+    return Math.ceil(estimate.prompt * this.#promptScale - 1e-9) + estimate.output;
   }
 
   /** Waits for the token budget and then a request slot. Rejects with the signal's reason. */
   async acquire(options: QuotaAcquireOptions = {}): Promise<void> {
     const { signal, lane, tokens } = options;
-    if (this.#tokens && tokens) await this.#tokens.take(this.cost(tokens), signal);
+    if (this.#tokens && tokens) {
+      tokens.charged = this.cost(tokens);
+      const stop = signal ? AbortSignal.any([signal, this.#closed.signal]) : this.#closed.signal;
+      await this.#tokens.take(tokens.charged, stop);
+    }
     await this.scheduler.acquire({ signal, lane });
   }
 
@@ -191,17 +241,17 @@ export class Quota {
       // Learn how far chars/4 is from the provider's tokenizer (a slow moving average).
       const ratio = usage.input_tokens / estimate.prompt;
       this.#promptScale = this.#promptScale * 0.9 + Math.min(4, Math.max(0.25, ratio)) * 0.1;
-      if (this.#tokens) {
-        // Correct the charge with the real prompt; a declared output budget counts in full at
-        // the provider, an assumed one is corrected with the real answer's size.
-        const charged = Math.ceil(estimate.prompt * this.#promptScale) + estimate.output;
+      if (this.#tokens && estimate.charged !== undefined) {
+        // Correct what was charged with the real prompt; a declared output budget counts in
+        // full at the provider, an assumed one is corrected with the real answer's size.
         const real = usage.input_tokens +
           (estimate.outputFromLine ? estimate.output : usage.output_tokens);
-        this.#tokens.adjust(real - charged);
+        this.#tokens.adjust(real - estimate.charged);
+        estimate.charged = real;
       }
     }
-    if (result.rateLimit) this.#onHeaders(result.rateLimit, now);
     if (!this.#adaptive) return;
+    if (result.rateLimit) this.#onHeaders(result.rateLimit, now);
     this.#successes.push(now);
     while (this.#successes.length > 0 && this.#successes[0] < now - SUCCESS_WINDOW_MS) {
       this.#successes.shift();
@@ -212,11 +262,14 @@ export class Quota {
   /** Feeds back a failure. A per-minute quota 429 slows everyone down and pauses for its hint. */
   onFailure(info: FailureInfo, estimate?: TokenEstimate): void {
     const now = this.#clock.now();
-    if (info.rateLimit) this.#onHeaders(info.rateLimit, now);
+    if (this.#adaptive && info.rateLimit) this.#onHeaders(info.rateLimit, now);
     if (info.kind !== "rate_limit") return;
     this.#stats.rateLimited++;
     // A rejected request used no tokens at the provider.
-    if (estimate && this.#tokens) this.#tokens.adjust(-this.cost(estimate));
+    if (estimate?.charged !== undefined && this.#tokens) {
+      this.#tokens.adjust(-estimate.charged);
+      estimate.charged = 0;
+    }
     if (info.retryAfterMs !== undefined && info.retryAfterMs > 0) {
       this.scheduler.pauseUntil(now + info.retryAfterMs);
     }
@@ -231,17 +284,18 @@ export class Quota {
     this.#slowStart = false;
     this.#cooldownUntil = now + Math.max(1000, info.retryAfterMs ?? 0);
     this.#stats.slowdowns++;
-    this.#setRate(next);
+    this.#setRate(next, { kind: "slowdown", cooldownMs: this.#cooldownUntil - now });
   }
 
   /** Stops the scheduler (and with it every waiter). */
   close(reason?: unknown): void {
+    this.#closed.abort(reason);
     this.scheduler.close(reason);
   }
 
-  #setRate(rate: number): void {
+  #setRate(rate: number, change: RateChange): void {
     const r = Math.max(this.#minRate, Math.min(this.#ceiling, rate));
-    this.scheduler.setRate(r);
+    this.scheduler.setRate(r, change);
     this.#stats.lowestRate = Math.min(this.#stats.lowestRate, r);
   }
 
@@ -251,11 +305,13 @@ export class Quota {
     this.#lastIncreaseAt = now;
     const rate = this.scheduler.rate;
     if (rate >= this.#ceiling || this.scheduler.waiting === 0) return;
-    if (this.#slowStart) return this.#setRate(rate * 1.5);
+    if (this.#slowStart) return this.#setRate(rate * 1.5, { kind: "increase" });
     // Additive increase, slower near the rate that last drew a 429.
     const base = Number.isFinite(this.#lastFailRate) ? this.#lastFailRate : rate;
     const step = Math.max(0.05, base * 0.02);
-    this.#setRate(rate + (rate >= this.#lastFailRate * 0.95 ? step / 4 : step));
+    this.#setRate(rate + (rate >= this.#lastFailRate * 0.95 ? step / 4 : step), {
+      kind: "increase",
+    });
   }
 
   /** Acts on `x-ratelimit-*`: adopt the stated limits and pause before the budget runs out. */
@@ -264,8 +320,12 @@ export class Quota {
       const perSecond = (h.limitRequests / 60) * 0.98;
       if (perSecond < this.#ceiling) {
         this.#ceiling = perSecond;
+        if (this.scheduler.rate > perSecond) this.#setRate(perSecond, { kind: "limit" });
+      }
+      // "auto" need not search for what the provider states: go straight to it.
+      if (this.#slowStart) {
         this.#slowStart = false;
-        if (this.scheduler.rate > perSecond) this.#setRate(perSecond);
+        this.#setRate(this.#ceiling, { kind: "limit" });
       }
     }
     if (h.limitTokens !== undefined && h.limitTokens > 0 && !this.#tpmFromUser) {

@@ -12,6 +12,8 @@ export interface TokenEstimate {
   output: number;
   /** True when `output` came from the line (providers count it in full at admission). */
   outputFromLine: boolean;
+  /** Tokens the gate charged for the latest attempt; set by the quota, corrected afterwards. */
+  charged?: number;
 }
 
 function textOfUnknown(value: unknown, out: string[]): void {

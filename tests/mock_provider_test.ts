@@ -560,7 +560,16 @@ test("arrivals record path, x-mft-id and status in arrival order", async () => {
 
 test("stats() reports count, window maximum, first/last and rate", async () => {
   await withMock({}, async (mock) => {
-    expect(mock.stats()).toEqual({ count: 0, maxPerWindow: 0, firstMs: 0, lastMs: 0, rate: 0 });
+    expect(mock.stats()).toEqual({
+      count: 0,
+      maxPerWindow: 0,
+      firstMs: 0,
+      lastMs: 0,
+      rate: 0,
+      accepted: 0,
+      acceptedRate: 0,
+      rejected429: 0,
+    });
     for (let i = 0; i < 5; i++) {
       const res = await post(mock.url, CHAT, chatBody(`n${i}`));
       await res.body?.cancel();
@@ -573,6 +582,10 @@ test("stats() reports count, window maximum, first/last and rate", async () => {
     expect(stats.lastMs).toBe(times[4]);
     expect(stats.maxPerWindow).toBe(maxPerWindow(times));
     expect(stats.rate).toBeCloseTo(4 / ((times[4] - times[0]) / 1000), 6);
+    // All five were answered 200, so the accepted ones are the arrivals.
+    expect(stats.accepted).toBe(5);
+    expect(stats.acceptedRate).toBeCloseTo(stats.rate, 6);
+    expect(stats.rejected429).toBe(0);
     const viaHttp = await (await fetch(`${mock.url}/__mock/stats`)).json();
     expect(viaHttp).toEqual(stats);
   });

@@ -1,0 +1,898 @@
+// Tests of src/quota.ts on hand-driven clocks: the AIMD slow-down on 429s and the climb back,
+// "auto" ramping, x-ratelimit-* headers, and the tokens-per-minute gate. Every assertion is on
+// rates and release times, never on the wall clock.
+import { expect, test } from "bun:test";
+import type { Clock } from "../src/clock.ts";
+import type { FailureInfo } from "../src/errors.ts";
+import { Quota } from "../src/quota.ts";
+import { parseRateLimitHeaders } from "../src/rate_limit_headers.ts";
+import { Scheduler } from "../src/scheduler.ts";
+import type { TokenEstimate } from "../src/tokens.ts";
+import { FakeClock, flush } from "./_fake_clock.ts";
+
+/**
+ * A clock whose timers fire synchronously, in due order, when the test moves time with
+ * `runTo` (no per-timer flush, so long runs of feedback stay cheap). Release times are not
+ * read under it; it is for tests that look at rates.
+ */
+class SyncClock implements Clock {
+  #now = 1000;
+  #timers: { id: number; at: number; fn: () => void }[] = [];
+  #nextId = 1;
+  now(): number {
+    return this.#now;
+  }
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = this.#nextId++;
+    this.#timers.push({ id, at: this.#now + Math.max(0, ms), fn });
+    return id;
+  }
+  clearTimeout(handle: unknown): void {
+    this.#timers = this.#timers.filter((t) => t.id !== handle);
+  }
+  /** Fires every timer due up to `end`, in order, and leaves the time at `end`. */
+  runTo(end: number): void {
+    while (true) {
+      this.#timers.sort((a, b) => a.at - b.at || a.id - b.id);
+      const next = this.#timers[0];
+      if (!next || next.at > end) break;
+      this.#timers.shift();
+      this.#now = Math.max(this.#now, next.at);
+      next.fn();
+    }
+    this.#now = Math.max(this.#now, end);
+  }
+}
+
+/** A per-minute quota 429, as the providers' error mapping reports it. */
+function rateLimited(extra: Partial<FailureInfo> = {}): FailureInfo {
+  return {
+    status: 429,
+    code: "rate_limit_exceeded",
+    message: "Rate limit reached",
+    retryable: true,
+    kind: "rate_limit",
+    ...extra,
+  };
+}
+
+/** Queues `n` acquires that stay pending (so the scheduler is saturated); rejections ignored. */
+function saturate(quota: Quota, n: number): void {
+  for (let i = 0; i < n; i++) quota.acquire().catch(() => {});
+}
+
+/** Starts `n` acquires at once and records the clock time each resolves at, in order. */
+function acquireMany(
+  quota: Quota,
+  clock: Clock,
+  n: number,
+  tokens?: TokenEstimate,
+  times: number[] = [],
+): number[] {
+  for (let i = 0; i < n; i++) {
+    quota.acquire({ tokens }).then(() => times.push(clock.now()), () => {});
+  }
+  return times;
+}
+
+/** A rejection reason captured without leaving the promise unhandled. */
+function reasonOf(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(() => "resolved", (reason) => reason);
+}
+
+/**
+ * Calls `onSuccess` every `everyMs` from `from` to `to` (inclusive) and returns the rate in
+ * force after each call.
+ */
+function feedSuccesses(
+  quota: Quota,
+  clock: SyncClock,
+  from: number,
+  to: number,
+  everyMs: number,
+): { t: number; rate: number }[] {
+  const out: { t: number; rate: number }[] = [];
+  for (let t = from; t <= to + 1e-9; t += everyMs) {
+    clock.runTo(t);
+    quota.onSuccess({});
+    out.push({ t: clock.now(), rate: quota.stats.rate });
+  }
+  return out;
+}
+
+/** The points of `samples` where the rate changed from the sample before. */
+function changes(samples: { t: number; rate: number }[], before: number) {
+  const out: { t: number; from: number; to: number }[] = [];
+  let last = before;
+  for (const s of samples) {
+    if (s.rate !== last) out.push({ t: s.t, from: last, to: s.rate });
+    last = s.rate;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Construction
+
+for (const rate of [0, -1, NaN, Infinity]) {
+  test(`Quota rejects rate ${rate} with a RangeError naming the value`, () => {
+    expect(() => new Quota({ rate, clock: new SyncClock() })).toThrow(RangeError);
+    expect(() => new Quota({ rate, clock: new SyncClock() })).toThrow(`current value is ${rate}`);
+    expect(() => new Quota({ rate, clock: new SyncClock() })).toThrow("'rate'");
+  });
+}
+
+for (const tpm of [0, -5, NaN]) {
+  test(`Quota rejects tpm ${tpm} with a RangeError naming the value`, () => {
+    expect(() => new Quota({ rate: 1, tpm, clock: new SyncClock() })).toThrow(RangeError);
+    expect(() => new Quota({ rate: 1, tpm, clock: new SyncClock() })).toThrow(
+      `current value is ${tpm}`,
+    );
+    expect(() => new Quota({ rate: 1, tpm, clock: new SyncClock() })).toThrow("'tpm'");
+  });
+}
+
+test("Quota with a numeric rate runs its scheduler at that rate", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 4, clock });
+  expect(quota.scheduler.rate).toBe(4);
+  expect(quota.stats).toMatchObject({
+    configuredRate: 4,
+    rate: 4,
+    lowestRate: 4,
+    rateLimited: 0,
+    slowdowns: 0,
+  });
+  expect(quota.stats.tpm).toBeUndefined();
+  const times = acquireMany(quota, clock, 5);
+  await clock.advance(1000);
+  expect(times).toEqual([t0, t0 + 250, t0 + 500, t0 + 750, t0 + 1000]);
+  quota.close();
+});
+
+test('Quota with rate "auto" starts at 1 req/s, or at autoStartRate', () => {
+  const auto = new Quota({ rate: "auto", clock: new SyncClock() });
+  expect(auto.scheduler.rate).toBe(1);
+  expect(auto.stats.configuredRate).toBe("auto");
+  expect(auto.stats.rate).toBe(1);
+  const fast = new Quota({ rate: "auto", autoStartRate: 3, clock: new SyncClock() });
+  expect(fast.scheduler.rate).toBe(3);
+});
+
+test("Quota with a given scheduler uses it and sets it to the configured rate", () => {
+  const clock = new SyncClock();
+  const scheduler = new Scheduler({ rate: 50, clock });
+  const quota = new Quota({ rate: 5, scheduler, clock });
+  expect(quota.scheduler).toBe(scheduler);
+  expect(scheduler.rate).toBe(5);
+});
+
+test("Quota with a tpm reports it in stats", () => {
+  expect(new Quota({ rate: 1, tpm: 6000, clock: new SyncClock() }).stats.tpm).toBe(6000);
+});
+
+// ---------------------------------------------------------------------------------------------
+// 429s: pause for the hint, slow down once per burst
+
+test("Quota.onFailure() pauses until now + retryAfterMs when a 429 carries a hint", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 10, clock });
+  const times = acquireMany(quota, clock, 4);
+  await clock.advance(50);
+  expect(times).toEqual([t0]);
+  quota.onFailure(rateLimited({ retryAfterMs: 3000 }));
+  expect(quota.scheduler.pausedUntil).toBe(t0 + 3050);
+  expect(quota.stats.pausedUntil).toBe(t0 + 3050);
+  await clock.advance(2999);
+  expect(times).toEqual([t0]); // nothing released before the hint runs out
+  await clock.advance(1);
+  expect(times).toEqual([t0, t0 + 3050]);
+  // The slow-down (no successes seen: half of 10) applies after the pause.
+  expect(quota.stats.rate).toBe(5);
+  await clock.advance(1000);
+  expect(times).toEqual([t0, t0 + 3050, t0 + 3250, t0 + 3450]);
+  expect(quota.stats.pausedUntil).toBeUndefined();
+  quota.close();
+});
+
+test("Quota.onFailure() keeps the longest hint when several 429s arrive", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 10, clock });
+  const times = acquireMany(quota, clock, 2);
+  await clock.advance(50);
+  quota.onFailure(rateLimited({ retryAfterMs: 2000 }));
+  await clock.advance(10);
+  quota.onFailure(rateLimited({ retryAfterMs: 5000 }));
+  await clock.advance(10);
+  quota.onFailure(rateLimited({ retryAfterMs: 1000 }));
+  expect(quota.scheduler.pausedUntil).toBe(t0 + 5060);
+  await clock.advance(4989); // to t0 + 5059
+  expect(times).toEqual([t0]);
+  await clock.advance(1);
+  expect(times).toEqual([t0, t0 + 5060]);
+  expect(quota.stats.rateLimited).toBe(3);
+  expect(quota.stats.slowdowns).toBe(1);
+  quota.close();
+});
+
+test("Quota.onFailure() does not pause when a 429 carries no hint", () => {
+  const clock = new SyncClock();
+  const quota = new Quota({ rate: 10, clock });
+  quota.onFailure(rateLimited());
+  quota.onFailure(rateLimited({ retryAfterMs: 0 }));
+  expect(quota.scheduler.pausedUntil).toBe(-Infinity);
+  expect(quota.stats.pausedUntil).toBeUndefined();
+});
+
+/** A quota at `rate` that has seen `perSecond` successes a second for the last 2 s. */
+function quotaAfterSuccesses(rate: number, perSecond: number) {
+  const clock = new SyncClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate, clock });
+  const n = perSecond * 2;
+  for (let i = 1; i <= n; i++) {
+    clock.runTo(t0 + (i * 2000) / n);
+    quota.onSuccess({});
+  }
+  clock.runTo(t0 + 2000);
+  expect(quota.stats.rate).toBe(rate); // idle: no climb, no change
+  return { clock, t0, quota };
+}
+
+test("Quota slows to about the accepted rate on a 429: 20/s accepted at rate 40 gives 20", () => {
+  const { quota } = quotaAfterSuccesses(40, 20);
+  quota.onFailure(rateLimited());
+  // clamp(accepted × 0.95 = 19, rate × 0.5 = 20, rate × 0.9 = 36)
+  expect(quota.stats.rate).toBeCloseTo(20, 9);
+  expect(quota.scheduler.rate).toBeCloseTo(20, 9);
+  expect(quota.stats.slowdowns).toBe(1);
+  expect(quota.stats.rateLimited).toBe(1);
+  expect(quota.stats.lowestRate).toBeCloseTo(20, 9);
+});
+
+for (
+  const [perSecond, expected, why] of [
+    [30, 28.5, "95% of the accepted rate"],
+    [39, 36, "at most 90% of the rate"],
+    [5, 20, "at least half the rate"],
+    [0, 20, "half the rate when nothing was accepted"],
+  ] as const
+) {
+  test(`Quota slows from 40 to ${expected} on a 429 after ${perSecond}/s accepted (${why})`, () => {
+    const { quota } = quotaAfterSuccesses(40, perSecond);
+    quota.onFailure(rateLimited());
+    expect(quota.stats.rate).toBeCloseTo(expected, 9);
+  });
+}
+
+test("Quota slows down once per burst: a 429 within the 1 s cooldown does not lower it again", () => {
+  const { clock, t0, quota } = quotaAfterSuccesses(40, 20);
+  quota.onFailure(rateLimited());
+  expect(quota.stats.rate).toBeCloseTo(20, 9);
+  clock.runTo(t0 + 2500);
+  quota.onFailure(rateLimited());
+  clock.runTo(t0 + 2999);
+  quota.onFailure(rateLimited());
+  expect(quota.stats.rate).toBeCloseTo(20, 9);
+  expect(quota.stats.slowdowns).toBe(1);
+  expect(quota.stats.rateLimited).toBe(3);
+  clock.runTo(t0 + 3000);
+  quota.onFailure(rateLimited());
+  // 21 successes in [t0 + 1000, t0 + 3000]: 10.5/s × 0.95 = 9.975, clamped to half of 20.
+  expect(quota.stats.rate).toBeCloseTo(10, 9);
+  expect(quota.stats.slowdowns).toBe(2);
+  expect(quota.stats.rateLimited).toBe(4);
+  expect(quota.stats.lowestRate).toBeCloseTo(10, 9);
+});
+
+test("Quota keeps the cooldown as long as the hint when the hint is longer than 1 s", () => {
+  const clock = new SyncClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 40, clock });
+  quota.onFailure(rateLimited({ retryAfterMs: 3000 }));
+  expect(quota.stats.rate).toBe(20);
+  clock.runTo(t0 + 2000);
+  quota.onFailure(rateLimited());
+  clock.runTo(t0 + 2999);
+  quota.onFailure(rateLimited());
+  expect(quota.stats.rate).toBe(20);
+  clock.runTo(t0 + 3000);
+  quota.onFailure(rateLimited());
+  expect(quota.stats.rate).toBe(10);
+  expect(quota.stats.slowdowns).toBe(2);
+  expect(quota.stats.rateLimited).toBe(4);
+});
+
+test("Quota never slows below minRate", () => {
+  const clock = new SyncClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 8, minRate: 3, clock });
+  const rates: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    clock.runTo(t0 + i * 1000);
+    quota.onFailure(rateLimited());
+    rates.push(quota.stats.rate);
+  }
+  expect(rates).toEqual([4, 3, 3, 3]);
+  expect(quota.stats.lowestRate).toBe(3);
+  expect(quota.stats.rateLimited).toBe(4);
+});
+
+test("Quota never slows below 0.1 req/s by default", () => {
+  const clock = new SyncClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 1, clock });
+  const rates: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    clock.runTo(t0 + i * 1000);
+    quota.onFailure(rateLimited());
+    rates.push(quota.stats.rate);
+  }
+  expect(rates).toEqual([0.5, 0.25, 0.125, 0.1, 0.1, 0.1]);
+  expect(quota.stats.lowestRate).toBe(0.1);
+  expect(quota.stats.slowdowns).toBe(6);
+});
+
+test("Quota tracks the lowest rate, not the current one, in lowestRate", () => {
+  const clock = new SyncClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 10, clock });
+  saturate(quota, 200);
+  quota.onFailure(rateLimited());
+  expect(quota.stats.lowestRate).toBe(5);
+  feedSuccesses(quota, clock, t0 + 1000, t0 + 3000, 1000);
+  expect(quota.stats.rate).toBeGreaterThan(5);
+  expect(quota.stats.lowestRate).toBe(5);
+  quota.close();
+});
+
+const notRateLimits: [string, FailureInfo][] = [
+  ["a 500 without a kind", { status: 500, code: "server_error", message: "x", retryable: true }],
+  ["a 503 with a hint", {
+    status: 503,
+    code: "overloaded",
+    message: "x",
+    retryable: true,
+    retryAfterMs: 5000,
+  }],
+  ["a timeout", { status: 0, code: "timeout", message: "x", retryable: true }],
+  ["billing", {
+    status: 429,
+    code: "insufficient_quota",
+    message: "x",
+    retryable: false,
+    kind: "billing",
+  }],
+  ["auth", { status: 401, code: "invalid_api_key", message: "x", retryable: false, kind: "auth" }],
+  ["daily_quota", {
+    status: 429,
+    code: "RESOURCE_EXHAUSTED",
+    message: "x",
+    retryable: false,
+    kind: "daily_quota",
+    retryAfterMs: 60_000,
+  }],
+];
+
+for (const [name, info] of notRateLimits) {
+  test(`Quota keeps its rate when a request fails with ${name}`, () => {
+    const clock = new SyncClock();
+    const t0 = clock.now();
+    const quota = new Quota({ rate: 10, clock });
+    for (let i = 0; i < 5; i++) {
+      clock.runTo(t0 + i * 1500);
+      quota.onFailure(info);
+    }
+    expect(quota.stats.rate).toBe(10);
+    expect(quota.scheduler.rate).toBe(10);
+    expect(quota.stats.lowestRate).toBe(10);
+    expect(quota.stats.rateLimited).toBe(0);
+    expect(quota.stats.slowdowns).toBe(0);
+  });
+}
+
+test("Quota with adaptive: false keeps its rate on 429s but still honours the hint", () => {
+  const clock = new SyncClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 10, adaptive: false, clock });
+  quota.onFailure(rateLimited({ retryAfterMs: 2000 }));
+  clock.runTo(t0 + 5000);
+  quota.onFailure(rateLimited());
+  expect(quota.stats.rate).toBe(10);
+  expect(quota.stats.slowdowns).toBe(0);
+  expect(quota.scheduler.pausedUntil).toBe(t0 + 2000);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Climbing back
+
+/** Rate 10 with the scheduler saturated, 10 successes/s for 2 s, then a 429 at t0 + 2000. */
+function slowedWhileSaturated() {
+  const clock = new SyncClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 10, clock });
+  saturate(quota, 1000);
+  const before = feedSuccesses(quota, clock, t0 + 100, t0 + 2000, 100);
+  expect(before.every((s) => s.rate === 10)).toBe(true); // at the ceiling already
+  quota.onFailure(rateLimited());
+  // 10/s accepted × 0.95 = 9.5, clamped to 90% of 10.
+  expect(quota.stats.rate).toBeCloseTo(9, 9);
+  return { clock, t0, quota };
+}
+
+test("Quota climbs back additively, at most once a second, while waiters are queued", () => {
+  const { clock, t0, quota } = slowedWhileSaturated();
+  const samples = feedSuccesses(quota, clock, t0 + 2100, t0 + 6000, 100);
+  expect(quota.scheduler.waiting).toBeGreaterThan(0);
+  const steps = changes(samples, 9);
+  // Nothing during the 1 s cooldown; then one step per second of 2% of the rate that drew the
+  // 429 (0.2), a quarter of that (0.05) from 95% of it (9.5) on.
+  expect(steps.map((s) => s.t)).toEqual([t0 + 3000, t0 + 4000, t0 + 5000, t0 + 6000]);
+  const expected = [9.2, 9.4, 9.6, 9.65];
+  steps.forEach((s, i) => expect(s.to).toBeCloseTo(expected[i], 9));
+  quota.close();
+});
+
+test("Quota climbs back no faster than one step per second however many successes arrive", () => {
+  const { clock, t0, quota } = slowedWhileSaturated();
+  const samples = feedSuccesses(quota, clock, t0 + 2010, t0 + 8000, 10);
+  const steps = changes(samples, 9);
+  expect(steps.length).toBe(6); // t0 + 3000 … t0 + 8000
+  for (let i = 1; i < steps.length; i++) {
+    expect(steps[i].t - steps[i - 1].t).toBeGreaterThanOrEqual(1000);
+  }
+  for (const s of steps) expect(s.to).toBeGreaterThan(s.from);
+  quota.close();
+});
+
+test("Quota climbs back to the configured rate and never above it", () => {
+  const { clock, t0, quota } = slowedWhileSaturated();
+  const samples = feedSuccesses(quota, clock, t0 + 2500, t0 + 30_000, 500);
+  expect(quota.scheduler.waiting).toBeGreaterThan(0);
+  for (const s of samples) expect(s.rate).toBeLessThanOrEqual(10);
+  expect(quota.stats.rate).toBe(10);
+  // 9 → 9.6 in 3 steps of 0.2, then 0.05 a second: 10 is reached at t0 + 13 s, not before.
+  expect(samples.find((s) => s.rate > 10 - 1e-9)?.t).toBe(t0 + 13_000);
+  quota.close();
+});
+
+test("Quota does not climb back while the scheduler is idle", () => {
+  const clock = new SyncClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 10, clock });
+  quota.onFailure(rateLimited());
+  expect(quota.stats.rate).toBe(5);
+  const samples = feedSuccesses(quota, clock, t0 + 100, t0 + 10_000, 100);
+  expect(quota.scheduler.waiting).toBe(0);
+  expect(samples.every((s) => s.rate === 5)).toBe(true);
+});
+
+test("Quota climbs back with base step when the slow-down was halving", () => {
+  const clock = new SyncClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 10, clock });
+  saturate(quota, 500);
+  quota.onFailure(rateLimited()); // nothing accepted yet: 10 → 5
+  const samples = feedSuccesses(quota, clock, t0 + 1000, t0 + 3000, 1000);
+  // 2% of the rate that drew the 429 (10) a second: 5 is far below 95% of it.
+  [5.2, 5.4, 5.6].forEach((r, i) => expect(samples[i].rate).toBeCloseTo(r, 9));
+  quota.close();
+});
+
+// ---------------------------------------------------------------------------------------------
+// "auto"
+
+test('Quota with rate "auto" grows ×1.5 a second while saturated, then additively after a 429', () => {
+  const clock = new SyncClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: "auto", autoStartRate: 2, clock });
+  saturate(quota, 1000);
+  const ramp = feedSuccesses(quota, clock, t0 + 250, t0 + 4000, 250);
+  const up = changes(ramp, 2);
+  expect(up.map((s) => s.t)).toEqual([t0 + 1000, t0 + 2000, t0 + 3000, t0 + 4000]);
+  [3, 4.5, 6.75, 10.125].forEach((r, i) => expect(up[i].to).toBeCloseTo(r, 9));
+  expect(quota.stats.slowdowns).toBe(0);
+  expect(quota.stats.lowestRate).toBe(2);
+
+  clock.runTo(t0 + 4100);
+  quota.onFailure(rateLimited());
+  // 8 successes in [t0 + 2100, t0 + 4100]: 4/s × 0.95 = 3.8, clamped to half of 10.125.
+  expect(quota.stats.rate).toBeCloseTo(5.0625, 9);
+
+  const slowed = quota.stats.rate;
+  const after = feedSuccesses(quota, clock, t0 + 4250, t0 + 7000, 250);
+  const climb = changes(after, slowed);
+  // Additive from here: 2% of 10.125 (the rate that drew the 429) a second, not ×1.5.
+  expect(climb.map((s) => s.t)).toEqual([t0 + 5250, t0 + 6250]);
+  expect(climb[0].to).toBeCloseTo(5.265, 9);
+  expect(climb[1].to).toBeCloseTo(5.4675, 9);
+  quota.close();
+});
+
+test('Quota with rate "auto" does not ramp while the scheduler is idle', () => {
+  const clock = new SyncClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: "auto", clock });
+  const samples = feedSuccesses(quota, clock, t0 + 500, t0 + 5000, 500);
+  expect(samples.every((s) => s.rate === 1)).toBe(true);
+});
+
+// ---------------------------------------------------------------------------------------------
+// x-ratelimit-* headers
+
+test("Quota caps the rate at 98% of x-ratelimit-limit-requests per second", () => {
+  const clock = new SyncClock();
+  const quota = new Quota({ rate: 40, clock });
+  const rateLimit = parseRateLimitHeaders(new Headers({ "x-ratelimit-limit-requests": "600" }));
+  quota.onSuccess({ rateLimit });
+  expect(quota.stats.rate).toBeCloseTo((600 / 60) * 0.98, 9);
+  expect(quota.scheduler.rate).toBeCloseTo(9.8, 9);
+});
+
+test("Quota keeps its rate when x-ratelimit-limit-requests allows more", () => {
+  const quota = new Quota({ rate: 40, clock: new SyncClock() });
+  quota.onSuccess({ rateLimit: { limitRequests: 6000 } }); // 98/s
+  expect(quota.stats.rate).toBe(40);
+});
+
+test("Quota never climbs above the header's request limit after a slow-down", () => {
+  const clock = new SyncClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 40, clock });
+  saturate(quota, 2000);
+  const rateLimit = { limitRequests: 600 };
+  quota.onSuccess({ rateLimit });
+  quota.onFailure(rateLimited());
+  expect(quota.stats.rate).toBeCloseTo(4.9, 9);
+  let highest = 0;
+  for (let t = t0 + 1000; t <= t0 + 60_000; t += 500) {
+    clock.runTo(t);
+    quota.onSuccess({ rateLimit });
+    highest = Math.max(highest, quota.stats.rate);
+  }
+  expect(highest).toBeLessThanOrEqual(9.8 + 1e-9);
+  expect(quota.stats.rate).toBeCloseTo(9.8, 9);
+  quota.close();
+});
+
+test("Quota never climbs above the configured rate when the header's limit is higher", () => {
+  const clock = new SyncClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 40, clock });
+  saturate(quota, 3000);
+  const rateLimit = { limitRequests: 6000 }; // 98/s
+  quota.onFailure(rateLimited());
+  expect(quota.stats.rate).toBe(20);
+  let highest = 0;
+  for (let t = t0 + 1000; t <= t0 + 60_000; t += 500) {
+    clock.runTo(t);
+    quota.onSuccess({ rateLimit });
+    highest = Math.max(highest, quota.stats.rate);
+  }
+  expect(highest).toBeLessThanOrEqual(40);
+  expect(quota.stats.rate).toBeCloseTo(40, 9);
+  quota.close();
+});
+
+test("Quota pauses until the reset when x-ratelimit-remaining-requests is at 1% of the limit", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 10, clock });
+  const times = acquireMany(quota, clock, 1);
+  await clock.advance(100);
+  quota.onSuccess({
+    rateLimit: parseRateLimitHeaders(
+      new Headers({
+        "x-ratelimit-limit-requests": "600",
+        "x-ratelimit-remaining-requests": "6",
+        "x-ratelimit-reset-requests": "2s",
+      }),
+    ),
+  });
+  expect(quota.scheduler.pausedUntil).toBe(t0 + 2100);
+  expect(quota.stats.pausedUntil).toBe(t0 + 2100);
+  acquireMany(quota, clock, 2, undefined, times);
+  await clock.advance(1999);
+  expect(times).toEqual([t0]);
+  await clock.advance(1);
+  expect(times).toEqual([t0, t0 + 2100]);
+  quota.close();
+});
+
+test("Quota does not pause while x-ratelimit-remaining-requests is above 1% of the limit", () => {
+  const quota = new Quota({ rate: 10, clock: new SyncClock() });
+  quota.onSuccess({
+    rateLimit: { limitRequests: 600, remainingRequests: 7, resetRequestsMs: 2000 },
+  });
+  expect(quota.scheduler.pausedUntil).toBe(-Infinity);
+  expect(quota.stats.pausedUntil).toBeUndefined();
+});
+
+test("Quota pauses on remaining 0 or 1 when the response names no limit", () => {
+  const clock = new SyncClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 10, clock });
+  quota.onSuccess({ rateLimit: { remainingRequests: 1, resetRequestsMs: 800 } });
+  expect(quota.scheduler.pausedUntil).toBe(t0 + 800);
+  const other = new Quota({ rate: 10, clock });
+  other.onSuccess({ rateLimit: { remainingRequests: 2, resetRequestsMs: 800 } });
+  expect(other.scheduler.pausedUntil).toBe(-Infinity);
+});
+
+test("Quota pauses until the token reset when x-ratelimit-remaining-tokens runs low", () => {
+  const clock = new SyncClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 10, clock });
+  const headers = (remaining: number) =>
+    parseRateLimitHeaders(
+      new Headers({
+        "x-ratelimit-limit-tokens": "10000",
+        "x-ratelimit-remaining-tokens": String(remaining),
+        "x-ratelimit-reset-tokens": "1.5s",
+      }),
+    );
+  quota.onSuccess({ rateLimit: headers(101) });
+  expect(quota.scheduler.pausedUntil).toBe(-Infinity);
+  quota.onSuccess({ rateLimit: headers(100) });
+  expect(quota.scheduler.pausedUntil).toBe(t0 + 1500);
+});
+
+test("Quota reads rate-limit headers that come with a failure", () => {
+  const clock = new SyncClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 40, clock });
+  quota.onFailure({
+    status: 500,
+    code: "server_error",
+    message: "x",
+    retryable: true,
+    rateLimit: { limitRequests: 600, remainingRequests: 0, resetRequestsMs: 700 },
+  });
+  expect(quota.stats.rate).toBeCloseTo(9.8, 9);
+  expect(quota.scheduler.pausedUntil).toBe(t0 + 700);
+});
+
+test("Quota with adaptive: false does not change its rate on x-ratelimit-limit-requests", () => {
+  // QuotaOptions.adaptive: "Adjust the rate on 429s and rate-limit headers".
+  const quota = new Quota({ rate: 40, adaptive: false, clock: new SyncClock() });
+  quota.onSuccess({ rateLimit: { limitRequests: 600 } });
+  expect(quota.stats.rate).toBe(40);
+});
+
+const prompt100: TokenEstimate = { prompt: 100, output: 0, outputFromLine: true };
+
+test("Quota adopts x-ratelimit-limit-tokens as a token gate when no tpm was given", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 1000, clock });
+  // No gate yet: token estimates do not hold anything back.
+  const before = acquireMany(quota, clock, 3, prompt100);
+  await clock.advance(10);
+  expect(before).toEqual([t0, t0 + 1, t0 + 2]);
+
+  quota.onSuccess({
+    rateLimit: parseRateLimitHeaders(new Headers({ "x-ratelimit-limit-tokens": "6000" })),
+  });
+  expect(quota.stats.tpm).toBeCloseTo(5880, 9);
+  // 98 tokens at 5880/min = 1000 ms each, after a 1 s burst.
+  const t1 = clock.now();
+  const estimate: TokenEstimate = { prompt: 98, output: 0, outputFromLine: true };
+  const after = acquireMany(quota, clock, 4, estimate);
+  await clock.advance(2500);
+  expect(after).toHaveLength(4);
+  expect(after[0]).toBe(t1);
+  expect(after[1]).toBeLessThan(t1 + 10);
+  expect(after[2]).toBeCloseTo(t1 + 1000, 6);
+  expect(after[3]).toBeCloseTo(t1 + 2000, 6);
+  quota.close();
+});
+
+test("Quota lowers a header-adopted token gate when a lower limit arrives", () => {
+  const quota = new Quota({ rate: 1, clock: new SyncClock() });
+  quota.onSuccess({ rateLimit: { limitTokens: 10_000 } });
+  expect(quota.stats.tpm).toBeCloseTo(9800, 9);
+  quota.onSuccess({ rateLimit: { limitTokens: 20_000 } });
+  expect(quota.stats.tpm).toBeCloseTo(9800, 9);
+  quota.onSuccess({ rateLimit: { limitTokens: 5000 } });
+  expect(quota.stats.tpm).toBeCloseTo(4900, 9);
+});
+
+test("Quota keeps a user-given tpm when x-ratelimit-limit-tokens is higher", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 1000, tpm: 6000, clock });
+  quota.onSuccess({ rateLimit: { limitTokens: 600_000 } });
+  expect(quota.stats.tpm).toBe(6000);
+  const times = acquireMany(quota, clock, 3, prompt100);
+  await clock.advance(1500);
+  expect(times).toEqual([t0, t0 + 1, t0 + 1000]);
+  quota.close();
+});
+
+// ---------------------------------------------------------------------------------------------
+// Token gate
+
+test("Quota paces acquires with tokens at tpm after a 1 s burst allowance", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  // 6000 tokens/min = 10 ms a token: a 100-token request costs 1000 ms of budget.
+  const quota = new Quota({ rate: 1000, tpm: 6000, clock });
+  const times = acquireMany(quota, clock, 5, prompt100);
+  await clock.advance(999);
+  // The first goes at once and the burst (1 s of budget) lets the second follow at the next
+  // scheduler slot; the third must wait for the budget.
+  expect(times).toEqual([t0, t0 + 1]);
+  await clock.advance(3001);
+  expect(times).toEqual([t0, t0 + 1, t0 + 1000, t0 + 2000, t0 + 3000]);
+  quota.close();
+});
+
+test("Quota lets acquires without a token estimate pass the token gate", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 1000, tpm: 6000, clock });
+  acquireMany(quota, clock, 3, prompt100);
+  await clock.advance(5);
+  const times = acquireMany(quota, clock, 2);
+  await clock.advance(5);
+  // Scheduler slots 2 and 3 (t0 + 2, t0 + 3) are already due: no wait for the token budget.
+  expect(times).toEqual([t0 + 5, t0 + 5]);
+  quota.close();
+});
+
+test("Quota.onFailure() refunds the tokens of a rate-limited request", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 1000, tpm: 6000, clock });
+  acquireMany(quota, clock, 2, prompt100); // budget used up to t0 + 2000
+  await clock.advance(10);
+  quota.onFailure(rateLimited(), prompt100);
+  const times = acquireMany(quota, clock, 2, prompt100);
+  await clock.advance(1500);
+  // Refunded: the next goes now instead of at t0 + 1000, and the one after at t0 + 1000.
+  expect(times).toEqual([t0 + 10, t0 + 1000]);
+  quota.close();
+});
+
+test("Quota.onFailure() without an estimate refunds nothing", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 1000, tpm: 6000, clock });
+  acquireMany(quota, clock, 2, prompt100);
+  await clock.advance(10);
+  quota.onFailure(rateLimited());
+  const times = acquireMany(quota, clock, 1, prompt100);
+  await clock.advance(1500);
+  expect(times).toEqual([t0 + 1000]);
+  quota.close();
+});
+
+test("Quota.onSuccess() delays the next acquire when the real output is larger than charged", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 1000, tpm: 6000, clock });
+  const estimate: TokenEstimate = { prompt: 100, output: 256, outputFromLine: false };
+  acquireMany(quota, clock, 1, estimate); // 356 tokens: budget used up to t0 + 3560
+  await clock.advance(10);
+  // Prompt as estimated (scale stays 1), 200 more output tokens than assumed.
+  quota.onSuccess({ estimate, usage: { input_tokens: 100, output_tokens: 456 } });
+  const times = acquireMany(quota, clock, 1, estimate);
+  await clock.advance(5000);
+  expect(times).toEqual([t0 + 4560]); // not t0 + 2560 as without the correction
+  quota.close();
+});
+
+test("Quota.onSuccess() brings the next acquire forward when the real output is smaller", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 1000, tpm: 6000, clock });
+  const estimate: TokenEstimate = { prompt: 100, output: 256, outputFromLine: false };
+  acquireMany(quota, clock, 1, estimate); // 356 tokens: budget used up to t0 + 3560
+  await clock.advance(10);
+  quota.onSuccess({ estimate, usage: { input_tokens: 100, output_tokens: 56 } });
+  const times = acquireMany(quota, clock, 1, estimate);
+  await clock.advance(3000);
+  expect(times).toEqual([t0 + 560]); // 200 tokens (2000 ms) refunded: not t0 + 2560
+  quota.close();
+});
+
+test("Quota.onSuccess() counts a declared output budget in full whatever the answer's size", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 1000, tpm: 6000, clock });
+  const estimate: TokenEstimate = { prompt: 100, output: 200, outputFromLine: true };
+  acquireMany(quota, clock, 1, estimate); // 300 tokens: up to t0 + 3000
+  await clock.advance(10);
+  quota.onSuccess({ estimate, usage: { input_tokens: 100, output_tokens: 3 } });
+  const times = acquireMany(quota, clock, 1, estimate);
+  await clock.advance(3000);
+  expect(times).toEqual([t0 + 2000]);
+  quota.close();
+});
+
+test("Quota.onSuccess() corrects a prompt by what acquire() charged, not by the new calibration", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 1000, tpm: 6000, clock });
+  acquireMany(quota, clock, 1, prompt100); // charged 100 tokens: budget used up to t0 + 1000
+  await clock.advance(10);
+  // The provider counted 300 prompt tokens: 200 more than charged, so 2000 ms more budget.
+  quota.onSuccess({ estimate: prompt100, usage: { input_tokens: 300, output_tokens: 5 } });
+  const times = acquireMany(quota, clock, 1, prompt100);
+  await clock.advance(3000);
+  expect(times).toEqual([t0 + 2000]);
+  quota.close();
+});
+
+test("Quota.cost() moves toward the provider's real prompt count (moving average)", () => {
+  const quota = new Quota({ rate: 1, clock: new SyncClock() });
+  const estimate: TokenEstimate = { prompt: 100, output: 50, outputFromLine: false };
+  expect(quota.cost(estimate)).toBe(150);
+  const costs: number[] = [];
+  for (let i = 0; i < 30; i++) {
+    quota.onSuccess({ estimate, usage: { input_tokens: 200, output_tokens: 10 } });
+    costs.push(quota.cost(estimate));
+  }
+  // One answer moves the scale a tenth of the way (1 → 1.1), not all the way to 2.
+  expect(costs[0]).toBeGreaterThanOrEqual(160);
+  expect(costs[0]).toBeLessThanOrEqual(161);
+  for (let i = 1; i < costs.length; i++) expect(costs[i]).toBeGreaterThanOrEqual(costs[i - 1]);
+  // After 30: 2 - 0.9^30 ≈ 1.958.
+  expect(costs[29]).toBeGreaterThanOrEqual(245);
+  expect(costs[29]).toBeLessThanOrEqual(250);
+  // A later estimate for another item is scaled the same way; the output is not.
+  expect(quota.cost({ prompt: 10, output: 0, outputFromLine: true })).toBe(20);
+});
+
+test("Quota.cost() calibration clamps a wild ratio to 4×", () => {
+  const quota = new Quota({ rate: 1, clock: new SyncClock() });
+  const estimate: TokenEstimate = { prompt: 100, output: 0, outputFromLine: true };
+  quota.onSuccess({ estimate, usage: { input_tokens: 10_000, output_tokens: 0 } });
+  expect(quota.cost(estimate)).toBeGreaterThanOrEqual(130); // 0.9 + 4 × 0.1 = 1.3
+  expect(quota.cost(estimate)).toBeLessThanOrEqual(131);
+});
+
+test("Quota.cost() ignores answers without usage or with an empty prompt", () => {
+  const quota = new Quota({ rate: 1, clock: new SyncClock() });
+  const estimate: TokenEstimate = { prompt: 100, output: 0, outputFromLine: true };
+  quota.onSuccess({ estimate });
+  quota.onSuccess({ estimate, usage: { input_tokens: 0, output_tokens: 5 } });
+  quota.onSuccess({
+    estimate: { prompt: 0, output: 0, outputFromLine: true },
+    usage: { input_tokens: 50, output_tokens: 5 },
+  });
+  expect(quota.cost(estimate)).toBe(100);
+});
+
+// ---------------------------------------------------------------------------------------------
+// close()
+
+test("Quota.close() rejects pending acquires with the reason", async () => {
+  const clock = new FakeClock();
+  const quota = new Quota({ rate: 1, clock });
+  await quota.acquire();
+  const waits = [reasonOf(quota.acquire()), reasonOf(quota.acquire({ lane: "b" }))];
+  const reason = new Error("shutting down");
+  quota.close(reason);
+  expect(await Promise.all(waits)).toEqual([reason, reason]);
+  expect(await reasonOf(quota.acquire())).toBe(reason);
+  expect(clock.pending).toBe(0);
+});
+
+test("Quota.close() rejects an acquire still waiting for the token budget", async () => {
+  const clock = new FakeClock();
+  const quota = new Quota({ rate: 1000, tpm: 6000, clock });
+  acquireMany(quota, clock, 2, prompt100);
+  await clock.advance(10);
+  const wait = reasonOf(quota.acquire({ tokens: prompt100 })); // due at t0 + 1000
+  await flush();
+  const reason = new Error("shutting down");
+  quota.close(reason);
+  // Without moving the clock: a closed quota must not keep a caller (or a timer) waiting.
+  const settled = await Promise.race([wait, flush().then(() => "still pending")]);
+  expect(settled).toBe(reason);
+  expect(clock.pending).toBe(0);
+});
