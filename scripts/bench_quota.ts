@@ -9,7 +9,7 @@
  *    the first 10 s.
  *
  * Usage: bun scripts/bench_quota.ts [--items 2000] [--quota 20] [--rate 40] [--latency 200]
- *                                    [--tpm-items 100] [--skip-tokens]
+ *                                    [--tpm-items 100] [--skip-tokens] [--skip-requests]
  * @module
  */
 import * as fs from "node:fs";
@@ -30,6 +30,7 @@ const { values } = parseArgs({
     latency: { type: "string", default: "200" },
     "tpm-items": { type: "string", default: "100" },
     "skip-tokens": { type: "boolean", default: false },
+    "skip-requests": { type: "boolean", default: false },
   },
 });
 const ITEMS = Number(values.items);
@@ -43,7 +44,13 @@ interface Arrival {
 }
 
 async function startMock(args: string[]): Promise<{ url: string; stop: () => void }> {
-  const child = Bun.spawn([BUN, path.join(ROOT, "scripts/mock_provider.ts"), "--port", "0", ...args], {
+  const child = Bun.spawn([
+    BUN,
+    path.join(ROOT, "scripts/mock_provider.ts"),
+    "--port",
+    "0",
+    ...args,
+  ], {
     stdout: "pipe",
     stderr: "inherit",
   });
@@ -64,7 +71,10 @@ async function arrivals(url: string): Promise<Arrival[]> {
   return body.arrivals;
 }
 
-async function runCli(args: string[], env: Record<string, string>): Promise<{ code: number; stderr: string; ms: number }> {
+async function runCli(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; stderr: string; ms: number }> {
   const started = performance.now();
   const child = Bun.spawn([BUN, path.join(ROOT, "cli.ts"), "run", ...args], {
     env: { ...process.env, ...env },
@@ -76,7 +86,9 @@ async function runCli(args: string[], env: Record<string, string>): Promise<{ co
 }
 
 function lines(file: string): number {
-  return fs.existsSync(file) ? fs.readFileSync(file, "utf8").split("\n").filter((l) => l.trim()).length : 0;
+  return fs.existsSync(file)
+    ? fs.readFileSync(file, "utf8").split("\n").filter((l) => l.trim()).length
+    : 0;
 }
 
 /** Accepted req/s over the second half of the run, when the rate has settled. */
@@ -98,18 +110,40 @@ const rows: string[] = [];
 const env = { OPENAI_API_KEY: "bench-key" };
 
 async function requestQuota(label: string, rateArg: string): Promise<void> {
-  const mock = await startMock(["--latency", String(LATENCY), "--quota-requests", String(QUOTA), "--quota-window", "1000"]);
+  const mock = await startMock([
+    "--latency",
+    String(LATENCY),
+    "--quota-requests",
+    String(QUOTA),
+    "--quota-window",
+    "1000",
+  ]);
   try {
     const input = path.join(dir, "in.jsonl");
     fs.writeFileSync(
       input,
-      Array.from({ length: ITEMS }, (_, i) => JSON.stringify({ id: `q${i}`, prompt: `question number ${i}` })).join("\n") +
+      Array.from(
+        { length: ITEMS },
+        (_, i) => JSON.stringify({ id: `q${i}`, prompt: `question number ${i}` }),
+      ).join("\n") +
         "\n",
     );
     const out = path.join(dir, `${label}-out.jsonl`);
     const errs = path.join(dir, `${label}-errors.jsonl`);
     const r = await runCli(
-      [input, "--provider", "openai", "--base-url", `${mock.url}/v1`, "--rate-limit", rateArg, "--output", out, "--errors", errs],
+      [
+        input,
+        "--provider",
+        "openai",
+        "--base-url",
+        `${mock.url}/v1`,
+        "--rate-limit",
+        rateArg,
+        "--output",
+        out,
+        "--errors",
+        errs,
+      ],
       env,
     );
     const all = await arrivals(mock.url);
@@ -117,11 +151,15 @@ async function requestQuota(label: string, rateArg: string): Promise<void> {
     const rate = settledRate(all);
     const summary = r.stderr.split("\n").find((l) => l.startsWith("rate:")) ?? "";
     rows.push(
-      `| ${label} | ${QUOTA} | ${rateArg} | ${ITEMS} | ${lines(out)} | ${lines(errs)} | ${all.length} | ${rejected} (${
-        ((100 * rejected) / all.length).toFixed(2)
-      } %) | ${rate.overall.toFixed(2)} | ${rate.settled.toFixed(2)} (${((100 * rate.settled) / QUOTA).toFixed(1)} % of quota) | ${rate.maxWindow} | ${
-        (r.ms / 1000).toFixed(1)
-      } s | exit ${r.code} · ${summary.replace(/\|/g, "/")} |`,
+      `| ${label} | ${QUOTA} | ${rateArg} | ${ITEMS} | ${lines(out)} | ${
+        lines(errs)
+      } | ${all.length} | ${rejected} (${((100 * rejected) / all.length).toFixed(2)} %) | ${
+        rate.overall.toFixed(2)
+      } | ${rate.settled.toFixed(2)} (${
+        ((100 * rate.settled) / QUOTA).toFixed(1)
+      } % of quota) | ${rate.maxWindow} | ${(r.ms / 1000).toFixed(1)} s | exit ${r.code} · ${
+        summary.replace(/\|/g, "/")
+      } |`,
     );
     console.error(rows[rows.length - 1]);
   } finally {
@@ -132,7 +170,14 @@ async function requestQuota(label: string, rateArg: string): Promise<void> {
 async function tokenQuota(): Promise<string> {
   const TPM = 30_000;
   const n = Number(values["tpm-items"]);
-  const mock = await startMock(["--latency", String(LATENCY), "--token-quota", String(TPM), "--token-window", "60000"]);
+  const mock = await startMock([
+    "--latency",
+    String(LATENCY),
+    "--token-quota",
+    String(TPM),
+    "--token-window",
+    "60000",
+  ]);
   try {
     const input = path.join(dir, "tok.jsonl");
     let seed = 7;
@@ -142,34 +187,62 @@ async function tokenQuota(): Promise<string> {
       input,
       Array.from({ length: n }, (_, i) => {
         const chars = 100 + Math.floor(rnd() * 3900); // 25..1000 prompt tokens
-        return JSON.stringify({ id: `t${i}`, prompt: `${i}: ${filler.slice(0, chars)}`, max_tokens: 50 + Math.floor(rnd() * 250) });
+        return JSON.stringify({
+          id: `t${i}`,
+          prompt: `${i}: ${filler.slice(0, chars)}`,
+          max_tokens: 50 + Math.floor(rnd() * 250),
+        });
       }).join("\n") + "\n",
     );
     const out = path.join(dir, "tok-out.jsonl");
     const errs = path.join(dir, "tok-errors.jsonl");
     const r = await runCli(
-      [input, "--provider", "openai", "--base-url", `${mock.url}/v1`, "--rate-limit", "50", "--tpm", String(TPM), "--output", out, "--errors", errs],
+      [
+        input,
+        "--provider",
+        "openai",
+        "--base-url",
+        `${mock.url}/v1`,
+        "--rate-limit",
+        "50",
+        "--tpm",
+        String(TPM),
+        "--output",
+        out,
+        "--errors",
+        errs,
+      ],
       env,
     );
     const all = await arrivals(mock.url);
     const t0 = all[0]?.t ?? 0;
     const late429 = all.filter((a) => a.status === 429 && a.t - t0 > 10_000).length;
     const early429 = all.filter((a) => a.status === 429 && a.t - t0 <= 10_000).length;
-    return `| ${TPM} | ${n} | ${lines(out)} | ${lines(errs)} | ${all.length} | ${early429} | ${late429} | ${(r.ms / 1000).toFixed(1)} s | exit ${r.code} |`;
+    return `| ${TPM} | ${n} | ${lines(out)} | ${
+      lines(errs)
+    } | ${all.length} | ${early429} | ${late429} | ${
+      (r.ms / 1000).toFixed(1)
+    } s | exit ${r.code} |`;
   } finally {
     mock.stop();
   }
 }
 
-console.error(`bench_quota: ${ITEMS} items, provider quota ${QUOTA} req/s, tool at ${RATE} req/s, latency ${LATENCY} ms`);
-await requestQuota("fixed", String(RATE));
-await requestQuota("auto", "auto");
+console.error(
+  `bench_quota: ${ITEMS} items, provider quota ${QUOTA} req/s, tool at ${RATE} req/s, latency ${LATENCY} ms`,
+);
+if (!values["skip-requests"]) {
+  await requestQuota("fixed", String(RATE));
+  await requestQuota("auto", "auto");
+}
 const tokenRow = values["skip-tokens"] ? undefined : await tokenQuota();
 
 const report = [
   `# Quota benchmark`,
   ``,
-  `${new Date().toISOString().slice(0, 10)} · Bun ${Bun.version} · ${os.cpus().length} cores · mock latency ${LATENCY} ms`,
+  `${
+    new Date().toISOString().slice(0, 10)
+  } · Bun ${Bun.version} · ${os.cpus().length} cores · mock latency ${LATENCY} ms`,
   `· \`bun scripts/bench_quota.ts --items ${ITEMS} --quota ${QUOTA} --rate ${RATE}\``,
   ``,
   `Requests: the mock provider allows ${QUOTA} accepted requests in any sliding 1 s window and answers the rest 429 at once`,

@@ -20,7 +20,7 @@ export type RateChange =
   | { kind: "slowdown"; cooldownMs: number }
   /** Climbing back (or slow start): at most once a second, never above the ceiling. */
   | { kind: "increase" }
-  /** A limit the provider stated (`x-ratelimit-limit-requests`): lower at once. */
+  /** A limit the provider stated (`x-ratelimit-limit-requests`): applies at once. */
   | { kind: "limit" };
 
 /**
@@ -95,7 +95,14 @@ export interface QuotaStats {
 
 const SUCCESS_WINDOW_MS = 2000;
 
-/** GCRA over tokens: each request pushes a theoretical time forward by its cost. */
+/**
+ * The share of a tokens-per-minute budget kept as burst capacity; the rest is the pacing rate.
+ * A bucket of capacity C refilled at r admits at most C + 60·r in any 60 s, so C = 5 % and
+ * r = 95 % per minute keeps every sliding minute within the budget, as providers count it.
+ */
+export const TOKEN_BURST_SHARE = 0.05;
+
+/** GCRA over tokens: a bucket of `TOKEN_BURST_SHARE × tpm` refilled at the rest of `tpm`. */
 class TokenGate {
   tpm: number;
   #tat = -Infinity;
@@ -105,18 +112,38 @@ class TokenGate {
     this.#clock = clock;
   }
   get #msPerToken(): number {
-    return 60_000 / this.tpm;
+    return 60_000 / (this.tpm * (1 - TOKEN_BURST_SHARE));
   }
-  /** Waits until the budget allows `tokens`, then charges them. */
-  async take(tokens: number, signal?: AbortSignal): Promise<void> {
-    // A little burst (1 s of budget) so one big request does not stall behind small ones.
-    const burstMs = 1000;
+  /** The waiter being served; later ones queue behind it. */
+  #queue: Promise<void> = Promise.resolve();
+
+  /**
+   * Waits its turn, then until the bucket has room for `tokens`, then charges them. Waiters are
+   * served first come, first served, so a large request is not starved by small ones that would
+   * always fit first. Rejects with the signal's reason as soon as it aborts.
+   */
+  take(tokens: number, signal?: AbortSignal): Promise<void> {
+    const turn = this.#queue.then(() => this.#take(tokens, signal));
+    this.#queue = turn.catch(() => {});
+    if (!signal) return turn;
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => reject(signal.reason);
+      if (signal.aborted) return onAbort();
+      signal.addEventListener("abort", onAbort, { once: true });
+      turn.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+    });
+  }
+
+  async #take(tokens: number, signal?: AbortSignal): Promise<void> {
+    const capacityMs = this.tpm * TOKEN_BURST_SHARE * this.#msPerToken;
     while (true) {
       signal?.throwIfAborted();
       const now = this.#clock.now();
-      const wait = this.#tat - burstMs - now;
+      const start = Math.max(this.#tat, now);
+      // Room for the whole request; one larger than the bucket goes once the bucket is full.
+      const wait = Math.min(start + tokens * this.#msPerToken - capacityMs, start) - now;
       if (wait <= 0) {
-        this.#tat = Math.max(this.#tat, now) + tokens * this.#msPerToken;
+        this.#tat = start + tokens * this.#msPerToken;
         return;
       }
       await delay(wait, { clock: this.#clock, signal });

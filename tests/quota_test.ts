@@ -2,9 +2,9 @@
 // "auto" ramping, x-ratelimit-* headers, and the tokens-per-minute gate. Every assertion is on
 // rates and release times, never on the wall clock.
 import { expect, test } from "bun:test";
-import type { Clock } from "../src/clock.ts";
+import { type Clock, delay } from "../src/clock.ts";
 import type { FailureInfo } from "../src/errors.ts";
-import { Quota } from "../src/quota.ts";
+import { Quota, TOKEN_BURST_SHARE } from "../src/quota.ts";
 import { parseRateLimitHeaders } from "../src/rate_limit_headers.ts";
 import { Scheduler } from "../src/scheduler.ts";
 import type { TokenEstimate } from "../src/tokens.ts";
@@ -29,6 +29,10 @@ class SyncClock implements Clock {
   }
   clearTimeout(handle: unknown): void {
     this.#timers = this.#timers.filter((t) => t.id !== handle);
+  }
+  /** When the next timer is due, or Infinity when none is armed. */
+  get nextAt(): number {
+    return this.#timers.reduce((at, t) => Math.min(at, t.at), Infinity);
   }
   /** Fires every timer due up to `end`, in order, and leaves the time at `end`. */
   runTo(end: number): void {
@@ -664,6 +668,28 @@ test("Quota with adaptive: false does not change its rate on x-ratelimit-limit-r
 
 const prompt100: TokenEstimate = { prompt: 100, output: 0, outputFromLine: true };
 
+/**
+ * Milliseconds of budget one token takes at `tpm`: the bucket refills at
+ * (1 − TOKEN_BURST_SHARE) × tpm tokens a minute.
+ */
+function msPerToken(tpm: number): number {
+  return 60_000 / (tpm * (1 - TOKEN_BURST_SHARE));
+}
+
+/** Tokens a full bucket holds at `tpm`: TOKEN_BURST_SHARE × tpm. */
+function bucketTokens(tpm: number): number {
+  return TOKEN_BURST_SHARE * tpm;
+}
+
+/**
+ * Expects release times equal to `expected` up to float noise (well under a microsecond): the
+ * gate's times are fractions of a millisecond, computed in another order than the test's.
+ */
+function expectTimes(times: number[], expected: number[]): void {
+  expect(times).toHaveLength(expected.length);
+  times.forEach((t, i) => expect(t).toBeCloseTo(expected[i], 6));
+}
+
 test("Quota adopts x-ratelimit-limit-tokens as a token gate when no tpm was given", async () => {
   const clock = new FakeClock();
   const t0 = clock.now();
@@ -677,16 +703,21 @@ test("Quota adopts x-ratelimit-limit-tokens as a token gate when no tpm was give
     rateLimit: parseRateLimitHeaders(new Headers({ "x-ratelimit-limit-tokens": "6000" })),
   });
   expect(quota.stats.tpm).toBeCloseTo(5880, 9);
-  // 98 tokens at 5880/min = 1000 ms each, after a 1 s burst.
+  // A bucket of 5 % of 5880 (294 tokens: three 98-token requests) refilled at the other 95 %,
+  // so each 98-token request past the bucket takes 98 × msPerToken (1000 / 0.95 ms).
+  const tpm = 6000 * 0.98;
+  const m = msPerToken(tpm);
+  const fit = Math.floor(bucketTokens(tpm) / 98);
   const t1 = clock.now();
+  const due = (k: number) => t1 + ((k + 1) * 98 - bucketTokens(tpm)) * m;
   const estimate: TokenEstimate = { prompt: 98, output: 0, outputFromLine: true };
-  const after = acquireMany(quota, clock, 4, estimate);
-  await clock.advance(2500);
-  expect(after).toHaveLength(4);
-  expect(after[0]).toBe(t1);
-  expect(after[1]).toBeLessThan(t1 + 10);
-  expect(after[2]).toBeCloseTo(t1 + 1000, 6);
-  expect(after[3]).toBeCloseTo(t1 + 2000, 6);
+  const after = acquireMany(quota, clock, fit + 2, estimate);
+  await clock.advance(due(fit) - t1 - 0.001);
+  // The bucket's worth goes at once (the scheduler's slots from t0 + 3 on are overdue and
+  // caught up); the next must wait for 98 tokens of refill.
+  expect(after).toEqual(Array.from({ length: fit }, () => t1));
+  await clock.advance(due(fit + 1) - clock.now() + 0.001);
+  expectTimes(after.slice(fit), [due(fit), due(fit + 1)]);
   quota.close();
 });
 
@@ -706,125 +737,301 @@ test("Quota keeps a user-given tpm when x-ratelimit-limit-tokens is higher", asy
   const quota = new Quota({ rate: 1000, tpm: 6000, clock });
   quota.onSuccess({ rateLimit: { limitTokens: 600_000 } });
   expect(quota.stats.tpm).toBe(6000);
-  const times = acquireMany(quota, clock, 3, prompt100);
+  // A bucket of 300 tokens at 6000/min: the fourth 100-token request waits for 100 tokens of
+  // refill (at 600_000 × 0.98 it would have gone at the next slot, t0 + 3).
+  const fit = Math.floor(bucketTokens(6000) / 100);
+  const times = acquireMany(quota, clock, fit + 1, prompt100);
   await clock.advance(1500);
-  expect(times).toEqual([t0, t0 + 1, t0 + 1000]);
+  expectTimes(times, [
+    ...Array.from({ length: fit }, (_, i) => t0 + i),
+    t0 + ((fit + 1) * 100 - bucketTokens(6000)) * msPerToken(6000),
+  ]);
   quota.close();
 });
 
 // ---------------------------------------------------------------------------------------------
-// Token gate
+// Token gate: a bucket of TOKEN_BURST_SHARE × tpm refilled at (1 − TOKEN_BURST_SHARE) × tpm.
+// At tpm 6000 and 5 %: 300 tokens (three 100-token requests), refilled at 5700 tokens a minute.
 
-test("Quota paces acquires with tokens at tpm after a 1 s burst allowance", async () => {
+/** The gate at tpm 6000: ms a token, bucket size, and how many 100-token requests fill it. */
+const gate6000 = {
+  m: msPerToken(6000),
+  cap: bucketTokens(6000),
+  fit: Math.floor(bucketTokens(6000) / 100),
+  /**
+   * When the k-th (from 0) of back-to-back 100-token requests made at `t` into a full bucket
+   * has room, for k at or past `fit`.
+   */
+  due(t: number, k: number): number {
+    return t + ((k + 1) * 100 - this.cap) * this.m;
+  },
+};
+
+test("Quota paces token acquires at (1 − share) × tpm once the bucket is used up", async () => {
   const clock = new FakeClock();
   const t0 = clock.now();
-  // 6000 tokens/min = 10 ms a token: a 100-token request costs 1000 ms of budget.
+  const { fit } = gate6000;
+  const due = (k: number) => gate6000.due(t0, k);
   const quota = new Quota({ rate: 1000, tpm: 6000, clock });
-  const times = acquireMany(quota, clock, 5, prompt100);
-  await clock.advance(999);
-  // The first goes at once and the burst (1 s of budget) lets the second follow at the next
-  // scheduler slot; the third must wait for the budget.
-  expect(times).toEqual([t0, t0 + 1]);
-  await clock.advance(3001);
-  expect(times).toEqual([t0, t0 + 1, t0 + 1000, t0 + 2000, t0 + 3000]);
+  const times = acquireMany(quota, clock, fit + 2, prompt100);
+  await clock.advance(due(fit) - t0 - 0.001);
+  // The bucket's worth goes at once, at the scheduler's slots (1 ms apart); the next must wait
+  // for 100 tokens of refill (100 × msPerToken ≈ 1053 ms), and so on.
+  expect(times).toEqual(Array.from({ length: fit }, (_, i) => t0 + i));
+  await clock.advance(due(fit + 1) - clock.now() + 0.001);
+  expectTimes(times.slice(fit), [due(fit), due(fit + 1)]);
   quota.close();
 });
 
 test("Quota lets acquires without a token estimate pass the token gate", async () => {
   const clock = new FakeClock();
   const t0 = clock.now();
+  const { fit } = gate6000;
   const quota = new Quota({ rate: 1000, tpm: 6000, clock });
-  acquireMany(quota, clock, 3, prompt100);
+  const gated = acquireMany(quota, clock, fit + 1, prompt100); // the last waits for the budget
   await clock.advance(5);
-  const times = acquireMany(quota, clock, 2);
+  expect(gated).toHaveLength(fit);
+  const times = acquireMany(quota, clock, 2, undefined);
   await clock.advance(5);
-  // Scheduler slots 2 and 3 (t0 + 2, t0 + 3) are already due: no wait for the token budget.
+  // Scheduler slots fit and fit + 1 (t0 + 3, t0 + 4) are already due: no wait for the budget.
   expect(times).toEqual([t0 + 5, t0 + 5]);
+  expect(gated).toHaveLength(fit);
   quota.close();
 });
 
 test("Quota.onFailure() refunds the tokens of a rate-limited request", async () => {
   const clock = new FakeClock();
   const t0 = clock.now();
+  const { fit } = gate6000;
+  const due = (k: number) => gate6000.due(t0, k);
   const quota = new Quota({ rate: 1000, tpm: 6000, clock });
-  acquireMany(quota, clock, 2, prompt100); // budget used up to t0 + 2000
+  acquireMany(quota, clock, fit, prompt100); // the bucket used up: the next would go at due(fit)
   await clock.advance(10);
   quota.onFailure(rateLimited(), prompt100);
+  expect(prompt100.charged).toBe(0);
   const times = acquireMany(quota, clock, 2, prompt100);
-  await clock.advance(1500);
-  // Refunded: the next goes now instead of at t0 + 1000, and the one after at t0 + 1000.
-  expect(times).toEqual([t0 + 10, t0 + 1000]);
+  await clock.advance(due(fit) - clock.now() + 500);
+  // Refunded: the next goes now instead of at due(fit), and the one after at due(fit).
+  expectTimes(times, [t0 + 10, due(fit)]);
   quota.close();
 });
 
 test("Quota.onFailure() without an estimate refunds nothing", async () => {
   const clock = new FakeClock();
   const t0 = clock.now();
+  const { fit } = gate6000;
+  const due = (k: number) => gate6000.due(t0, k);
   const quota = new Quota({ rate: 1000, tpm: 6000, clock });
-  acquireMany(quota, clock, 2, prompt100);
+  acquireMany(quota, clock, fit, prompt100);
   await clock.advance(10);
   quota.onFailure(rateLimited());
   const times = acquireMany(quota, clock, 1, prompt100);
-  await clock.advance(1500);
-  expect(times).toEqual([t0 + 1000]);
+  await clock.advance(due(fit) - clock.now() + 500);
+  expectTimes(times, [due(fit)]);
   quota.close();
 });
 
 test("Quota.onSuccess() delays the next acquire when the real output is larger than charged", async () => {
   const clock = new FakeClock();
   const t0 = clock.now();
+  const { m, cap } = gate6000;
   const quota = new Quota({ rate: 1000, tpm: 6000, clock });
-  const estimate: TokenEstimate = { prompt: 100, output: 256, outputFromLine: false };
-  acquireMany(quota, clock, 1, estimate); // 356 tokens: budget used up to t0 + 3560
+  const estimate: TokenEstimate = { prompt: 100, output: 150, outputFromLine: false };
+  expect(quota.cost(estimate)).toBeLessThanOrEqual(cap); // 250 tokens: fits in the bucket
+  acquireMany(quota, clock, 1, estimate);
   await clock.advance(10);
-  // Prompt as estimated (scale stays 1), 200 more output tokens than assumed.
-  quota.onSuccess({ estimate, usage: { input_tokens: 100, output_tokens: 456 } });
+  expect(estimate.charged).toBe(250);
+  // Prompt as estimated (scale stays 1), 200 more output tokens than assumed: 450 charged.
+  quota.onSuccess({ estimate, usage: { input_tokens: 100, output_tokens: 350 } });
+  expect(estimate.charged).toBe(450);
   const times = acquireMany(quota, clock, 1, estimate);
   await clock.advance(5000);
-  expect(times).toEqual([t0 + 4560]); // not t0 + 2560 as without the correction
+  // The next 250 has room once 450 + 250 − cap tokens are refilled: not 250 + 250 − cap as
+  // without the correction.
+  expectTimes(times, [t0 + (450 + 250 - cap) * m]);
   quota.close();
 });
 
 test("Quota.onSuccess() brings the next acquire forward when the real output is smaller", async () => {
   const clock = new FakeClock();
   const t0 = clock.now();
+  const { m, cap } = gate6000;
   const quota = new Quota({ rate: 1000, tpm: 6000, clock });
-  const estimate: TokenEstimate = { prompt: 100, output: 256, outputFromLine: false };
-  acquireMany(quota, clock, 1, estimate); // 356 tokens: budget used up to t0 + 3560
+  const estimate: TokenEstimate = { prompt: 100, output: 150, outputFromLine: false };
+  acquireMany(quota, clock, 1, estimate); // 250 tokens
   await clock.advance(10);
-  quota.onSuccess({ estimate, usage: { input_tokens: 100, output_tokens: 56 } });
+  quota.onSuccess({ estimate, usage: { input_tokens: 100, output_tokens: 50 } });
+  expect(estimate.charged).toBe(150);
   const times = acquireMany(quota, clock, 1, estimate);
   await clock.advance(3000);
-  expect(times).toEqual([t0 + 560]); // 200 tokens (2000 ms) refunded: not t0 + 2560
+  // 100 tokens refunded: room once 150 + 250 − cap are refilled, not 250 + 250 − cap.
+  expectTimes(times, [t0 + (150 + 250 - cap) * m]);
   quota.close();
 });
 
 test("Quota.onSuccess() counts a declared output budget in full whatever the answer's size", async () => {
   const clock = new FakeClock();
   const t0 = clock.now();
+  const { m, cap } = gate6000;
   const quota = new Quota({ rate: 1000, tpm: 6000, clock });
-  const estimate: TokenEstimate = { prompt: 100, output: 200, outputFromLine: true };
-  acquireMany(quota, clock, 1, estimate); // 300 tokens: up to t0 + 3000
+  const estimate: TokenEstimate = { prompt: 100, output: 150, outputFromLine: true };
+  acquireMany(quota, clock, 1, estimate); // 250 tokens
   await clock.advance(10);
   quota.onSuccess({ estimate, usage: { input_tokens: 100, output_tokens: 3 } });
+  expect(estimate.charged).toBe(250); // not 103
   const times = acquireMany(quota, clock, 1, estimate);
   await clock.advance(3000);
-  expect(times).toEqual([t0 + 2000]);
+  // Room once 250 + 250 − cap are refilled (with the answer's 3 tokens: 103 + 250 − cap).
+  expectTimes(times, [t0 + (250 + 250 - cap) * m]);
   quota.close();
 });
 
 test("Quota.onSuccess() corrects a prompt by what acquire() charged, not by the new calibration", async () => {
   const clock = new FakeClock();
   const t0 = clock.now();
+  const { m, cap } = gate6000;
   const quota = new Quota({ rate: 1000, tpm: 6000, clock });
-  acquireMany(quota, clock, 1, prompt100); // charged 100 tokens: budget used up to t0 + 1000
+  acquireMany(quota, clock, 1, prompt100); // charged 100 tokens
   await clock.advance(10);
-  // The provider counted 300 prompt tokens: 200 more than charged, so 2000 ms more budget.
+  // The provider counted 300 prompt tokens: 200 more than charged (the calibration now costs
+  // this estimate 120, and correcting from 120 would add only 180).
   quota.onSuccess({ estimate: prompt100, usage: { input_tokens: 300, output_tokens: 5 } });
+  expect(prompt100.charged).toBe(300);
+  expect(quota.cost(prompt100)).toBe(120);
   const times = acquireMany(quota, clock, 1, prompt100);
   await clock.advance(3000);
-  expect(times).toEqual([t0 + 2000]);
+  // 300 charged so far, 120 for this one: room once 300 + 120 − cap are refilled.
+  expectTimes(times, [t0 + (300 + 120 - cap) * m]);
   quota.close();
+});
+
+test("Quota admits a request larger than the bucket once the bucket is full", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const { m, cap } = gate6000;
+  const quota = new Quota({ rate: 1000, tpm: 6000, clock });
+  const big: TokenEstimate = { prompt: 0, output: 1000, outputFromLine: true };
+  expect(quota.cost(big)).toBeGreaterThan(cap); // the bucket can never hold it
+  // Into a full bucket: at once.
+  const times = acquireMany(quota, clock, 1, big);
+  await clock.advance(10);
+  expect(times).toEqual([t0]);
+  // Another: it overdrew the bucket by 1000 − cap, so it goes when all 1000 are refilled.
+  acquireMany(quota, clock, 1, big, times);
+  await clock.advance(t0 + 1000 * m - clock.now() - 0.001);
+  expect(times).toEqual([t0]);
+  await clock.advance(0.002);
+  expectTimes(times, [t0, t0 + 1000 * m]);
+  // A small one after it waits until the bucket has room for it again.
+  acquireMany(quota, clock, 1, prompt100, times);
+  await clock.advance(15_000);
+  expectTimes(times, [t0, t0 + 1000 * m, t0 + (2000 + 100 - cap) * m]);
+  quota.close();
+});
+
+test("Quota admits a request larger than the bucket while smaller ones keep arriving", async () => {
+  // A run's other workers keep sending 100-token requests back to back; the large one must
+  // still get its turn (a gate that serves whoever fits first never lets the bucket fill up).
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 1000, tpm: 6000, clock });
+  const small: TokenEstimate = { prompt: 100, output: 0, outputFromLine: true };
+  const big: TokenEstimate = { prompt: 0, output: 1000, outputFromLine: true };
+  let open = true;
+  const worker = async () => {
+    while (open) await quota.acquire({ tokens: { ...small } }).catch(() => (open = false));
+  };
+  const workers = [worker(), worker()];
+  await clock.advance(10);
+  const bigAt = acquireMany(quota, clock, 1, big);
+  // A full minute's budget (at most 6000 tokens) is far more than it needs to be served.
+  await clock.advance(60_000);
+  expect(bigAt).toHaveLength(1);
+  expect(bigAt[0] - t0).toBeLessThan(60_000);
+  open = false;
+  quota.close();
+  await Promise.all(workers);
+});
+
+/** A seeded PRNG (mulberry32): the same sequence on every run. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Runs `work` to completion on a {@linkcode SyncClock}: lets promise callbacks settle, then
+ * moves time to the next timer, so every callback runs at the time its timer was due.
+ */
+async function runOnSyncClock<T>(clock: SyncClock, work: Promise<T>): Promise<T> {
+  let done = false;
+  const result = work.finally(() => (done = true));
+  while (true) {
+    for (let i = 0; i < 100; i++) await Promise.resolve();
+    if (done) return await result;
+    const next = clock.nextAt;
+    if (next === Infinity) throw new Error("stuck: work pending and no timer armed");
+    clock.runTo(next);
+  }
+}
+
+test("Quota's token gate never admits more than tpm tokens in any sliding minute", async () => {
+  const clock = new SyncClock();
+  const tpm = 30_000;
+  const quota = new Quota({ rate: 1000, tpm, clock });
+  const random = mulberry32(0x5eed);
+  const admitted: { t: number; cost: number }[] = [];
+  let idleMs = 0;
+  const work = async () => {
+    const inFlight = new Set<Promise<void>>();
+    for (let i = 0; i < 2000; i++) {
+      if (random() < 0.005) {
+        // Now and then every caller goes quiet, and the bucket fills up again.
+        await Promise.all(inFlight);
+        const gap = 1000 + random() * 90_000;
+        await delay(gap, { clock });
+        idleMs += gap;
+      }
+      // 1 to 8 callers waiting at a time, each for a request of 10 to 1500 tokens.
+      const limit = 1 + Math.floor(random() * 8);
+      while (inFlight.size >= limit) await Promise.race(inFlight);
+      const cost = 10 + Math.floor(random() * 1491);
+      const tokens: TokenEstimate = { prompt: 0, output: cost, outputFromLine: true };
+      const done: Promise<void> = quota.acquire({ tokens }).then(() => {
+        expect(tokens.charged).toBe(cost);
+        admitted.push({ t: clock.now(), cost });
+        inFlight.delete(done);
+      });
+      inFlight.add(done);
+    }
+    await Promise.all(inFlight);
+  };
+  await runOnSyncClock(clock, work());
+  quota.close();
+
+  expect(admitted).toHaveLength(2000);
+  // Two pointers over admission times: the tokens admitted in every window [t − 60 s, t].
+  let lo = 0;
+  let inWindow = 0;
+  let busiest = 0;
+  for (let hi = 0; hi < admitted.length; hi++) {
+    if (hi > 0) expect(admitted[hi].t).toBeGreaterThanOrEqual(admitted[hi - 1].t);
+    inWindow += admitted[hi].cost;
+    while (admitted[hi].t - admitted[lo].t > 60_000) inWindow -= admitted[lo++].cost;
+    busiest = Math.max(busiest, inWindow);
+  }
+  expect(busiest).toBeLessThanOrEqual(tpm);
+  // While callers were waiting, the gate admitted at least 90 % of tpm.
+  const total = admitted.reduce((n, a) => n + a.cost, 0);
+  const busyMs = admitted[admitted.length - 1].t - admitted[0].t - idleMs;
+  expect(idleMs).toBeGreaterThan(0);
+  expect((total / busyMs) * 60_000).toBeGreaterThanOrEqual(0.9 * tpm);
 });
 
 test("Quota.cost() moves toward the provider's real prompt count (moving average)", () => {
@@ -885,9 +1092,9 @@ test("Quota.close() rejects pending acquires with the reason", async () => {
 test("Quota.close() rejects an acquire still waiting for the token budget", async () => {
   const clock = new FakeClock();
   const quota = new Quota({ rate: 1000, tpm: 6000, clock });
-  acquireMany(quota, clock, 2, prompt100);
+  acquireMany(quota, clock, gate6000.fit, prompt100); // the bucket used up
   await clock.advance(10);
-  const wait = reasonOf(quota.acquire({ tokens: prompt100 })); // due at t0 + 1000
+  const wait = reasonOf(quota.acquire({ tokens: prompt100 })); // waits for 100 tokens of refill
   await flush();
   const reason = new Error("shutting down");
   quota.close(reason);
