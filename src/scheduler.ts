@@ -12,10 +12,11 @@ export interface SchedulerOptions {
   /** Time source. @default systemClock */
   clock?: Clock;
   /**
-   * How far behind schedule the scheduler may be when a waiter arrives to an idle scheduler
-   * before it drops the debt and re-anchors at "now" (so an idle pause never turns into a
-   * burst). Late timers while waiters queue are always caught up, within the window rule.
-   * @default 1000
+   * How long the scheduler may sit with nobody waiting before the slots nobody took are
+   * forgiven: the next waiter re-anchors the grid at "now", so an idle pause never turns into a
+   * burst. Shorter gaps (a run reading its next line between two slots) keep the grid, so late
+   * timers are still caught up, within the window rule.
+   * @default 20
    */
   maxLagMs?: number;
   /** Closes the scheduler: every waiter rejects with the signal's reason. */
@@ -72,11 +73,12 @@ function assertRate(rate: number): void {
  * Hands out time slots at a fixed rate, whatever the response times of the work done in them.
  *
  * Slot i is due at `t0 + i * 1000 / rate` (no chain of sleeps, so no drift). When the timer
- * fires late, overdue slots are released at once, but never more than `ceil(rate)` in any
- * window of `ceil(rate) / rate` seconds: for an integer rate R, at most R in any 1 s window
- * (a tolerance of half a slot, at most 2 ms, absorbs timer jitter; at worst it lets one more
- * through at a window's edge). A stall longer than the window can absorb is forgiven, not
- * repaid: the grid restarts after the catch-up burst.
+ * fires late, overdue slots are released at once, but never more than `ceil(rate) + 1` in any
+ * window of `ceil(rate) / rate` seconds: for an integer rate R, at most R + 1 in any 1 s window
+ * and R per second on average. The one slot of slack absorbs timer jitter: a bound of exactly R
+ * would hold back every slot after a late one, and the lateness would add up into drift. A stall
+ * longer than the window can absorb is forgiven, not repaid: the grid restarts after the
+ * catch-up burst.
  *
  * @example
  * ```ts
@@ -104,6 +106,8 @@ export class Scheduler {
   #order: unknown[] = [];
   #rr = 0;
   #waiting = 0;
+  /** Clock time the last waiter left; meaningful while nobody waits. */
+  #idleSince = 0;
   #released = 0;
   #timer: TimerHandle | undefined;
   #timerDue = Infinity;
@@ -111,8 +115,9 @@ export class Scheduler {
 
   constructor(options: SchedulerOptions) {
     this.#clock = options.clock ?? systemClock;
-    this.#maxLagMs = options.maxLagMs ?? 1000;
+    this.#maxLagMs = options.maxLagMs ?? 20;
     this.#t0 = this.#clock.now();
+    this.#idleSince = this.#t0;
     this.#applyRate(options.rate);
     const { signal } = options;
     if (signal) {
@@ -155,7 +160,7 @@ export class Scheduler {
         waiter.onAbort = () => {
           if (waiter.settled) return;
           waiter.settled = true;
-          this.#waiting--;
+          if (--this.#waiting === 0) this.#idleSince = this.#clock.now();
           reject(signal.reason);
         };
         signal.addEventListener("abort", waiter.onAbort, { once: true });
@@ -163,7 +168,7 @@ export class Scheduler {
       if (this.#waiting === 0) {
         // Idle: slots nobody wanted are not owed to anyone.
         const now = this.#clock.now();
-        if (this.#nextDue() < now - this.#maxLagMs) {
+        if (now - this.#idleSince > this.#maxLagMs && this.#nextDue() < now) {
           this.#t0 = now;
           this.#n = 0;
         }
@@ -221,23 +226,24 @@ export class Scheduler {
     this.#rate = rate;
     this.#k = Math.max(1, Math.ceil(rate));
     this.#spanMs = (this.#k * 1000) / rate;
-    this.#ring = new Float64Array(this.#k);
+    this.#ring = new Float64Array(this.#k + 1);
     this.#ringPos = 0;
     this.#ringFill = 0;
-    for (const t of old.slice(-this.#k)) this.#record(t);
+    for (const t of old.slice(-(this.#k + 1))) this.#record(t);
   }
 
   #ordered(): number[] {
     const out: number[] = [];
-    const start = (this.#ringPos - this.#ringFill + this.#k) % this.#k;
-    for (let i = 0; i < this.#ringFill; i++) out.push(this.#ring[(start + i) % this.#k]);
+    const cap = this.#k + 1;
+    const start = (this.#ringPos - this.#ringFill + cap) % cap;
+    for (let i = 0; i < this.#ringFill; i++) out.push(this.#ring[(start + i) % cap]);
     return out;
   }
 
   #record(t: number): void {
     this.#ring[this.#ringPos] = t;
-    this.#ringPos = (this.#ringPos + 1) % this.#k;
-    if (this.#ringFill < this.#k) this.#ringFill++;
+    this.#ringPos = (this.#ringPos + 1) % (this.#k + 1);
+    if (this.#ringFill < this.#k + 1) this.#ringFill++;
   }
 
   #nextDue(): number {
@@ -253,11 +259,12 @@ export class Scheduler {
       this.#n = 0;
       due = this.#t0;
     }
-    if (this.#ringFill === this.#k) {
-      // The oldest of the last k releases bounds how soon the window allows another. The
-      // tolerance keeps ordinary timer lateness (a fraction of a ms) from pushing the grid back.
+    if (this.#ringFill === this.#k + 1) {
+      // The release k+1 back bounds how soon the window allows another: never more than k+1 in
+      // any window. Bounding by the k-th back would make it k, but then every bit of timer
+      // lateness would push the grid back for good (drift); one slot of slack absorbs it.
       const interval = 1000 / this.#rate;
-      const bound = this.#ring[this.#ringPos] + this.#spanMs - Math.min(2, interval / 2);
+      const bound = this.#ring[this.#ringPos] + this.#spanMs;
       if (bound > due + interval) {
         // A stall used up the window: catch-up ends here and the grid restarts at the bound,
         // rather than owing slots it could only pay back as a burst every window.
@@ -307,7 +314,7 @@ export class Scheduler {
       const w = this.#next();
       if (!w) break;
       this.#settle(w);
-      this.#waiting--;
+      if (--this.#waiting === 0) this.#idleSince = now;
       this.#n++;
       this.#released++;
       this.#record(now);
