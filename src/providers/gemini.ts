@@ -62,7 +62,8 @@ export function classifyGemini(status: number, body: unknown, headers: Headers):
   return info;
 }
 
-function usageOf(body: Record<string, unknown>): Usage {
+/** Token usage of a Gemini response body (shared with batch mode). */
+export function usageOf(body: Record<string, unknown>): Usage {
   const u = (body.usageMetadata ?? {}) as Record<string, unknown>;
   const num = (x: unknown) => (typeof x === "number" ? x : 0);
   return {
@@ -71,7 +72,8 @@ function usageOf(body: Record<string, unknown>): Usage {
   };
 }
 
-function textOf(body: Record<string, unknown>): string | null {
+/** Answer text of a Gemini response body, or null (shared with batch mode). */
+export function textOf(body: Record<string, unknown>): string | null {
   const parts = (body.candidates as
     | { content?: { parts?: { text?: unknown; thought?: unknown }[] } }[]
     | undefined)

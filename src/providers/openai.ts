@@ -50,7 +50,8 @@ export function classifyOpenAI(status: number, body: unknown, headers: Headers):
   return info;
 }
 
-function usageOf(body: Record<string, unknown>): Usage {
+/** Token usage of an OpenAI response body (shared with batch mode). */
+export function usageOf(body: Record<string, unknown>): Usage {
   const u = (body.usage ?? {}) as Record<string, unknown>;
   const num = (x: unknown) => (typeof x === "number" ? x : 0);
   return {
@@ -59,7 +60,8 @@ function usageOf(body: Record<string, unknown>): Usage {
   };
 }
 
-function textOf(body: Record<string, unknown>): string | null {
+/** Answer text of an OpenAI response body, or null (shared with batch mode). */
+export function textOf(body: Record<string, unknown>): string | null {
   const choice = (body.choices as { message?: { content?: unknown }; text?: unknown }[] | undefined)
     ?.[0];
   if (typeof choice?.message?.content === "string") return choice.message.content;
