@@ -6,7 +6,7 @@
 import { type Context, Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { stream } from "hono/streaming";
-import type { Clock } from "../clock.ts";
+import { type Clock, systemClock } from "../clock.ts";
 import type { Provider } from "../providers/provider.ts";
 import { runBatch, type RunStats } from "../run.ts";
 import { Quota } from "../quota.ts";
@@ -65,6 +65,43 @@ export interface ServerOptions {
    * each stream ends with its summary; new runs get 503.
    */
   signal?: AbortSignal;
+  /**
+   * A cap the runtime puts on open outgoing requests per invocation (each run is one
+   * invocation). Each run then keeps at most `maxOpenRequests` provider requests open, so its
+   * rate can not pass `maxOpenRequests / latency`; the response says so up front (header
+   * `x-mft-runtime-limit`) and the summary with the figures (`runtime_limit`). `null`: none.
+   * @default on Cloudflare Workers (`navigator.userAgent === "Cloudflare-Workers"`)
+   *   `{ runtime: "workerd", maxOpenRequests: 6 }`, elsewhere none
+   */
+  runtimeLimit?: RuntimeLimit | null;
+}
+
+/** A runtime's cap on open outgoing requests per invocation, see `ServerOptions.runtimeLimit`. */
+export interface RuntimeLimit {
+  /** Name of the runtime, e.g. `workerd`. */
+  runtime: string;
+  /** Most outgoing requests open at once; the runtime queues the rest. */
+  maxOpenRequests: number;
+}
+
+/** `runtime_limit` in a run's summary: the cap, and the rate it allowed this run. */
+export interface RuntimeLimitReport {
+  runtime: string;
+  max_open_requests: number;
+  /** Mean time a provider request of this run was open, in ms; 0 when none was sent. */
+  mean_latency_ms: number;
+  /** `max_open_requests / mean latency`, in requests per second; null when none was sent. */
+  achievable_rate: number | null;
+  /** The same in words, with the rate asked for. */
+  message: string;
+}
+
+/** Workers keep at most 6 outgoing connections open per invocation (Cloudflare's limits). */
+const WORKERS_LIMIT: RuntimeLimit = { runtime: "workerd", maxOpenRequests: 6 };
+
+function detectRuntimeLimit(): RuntimeLimit | null {
+  const nav = (globalThis as { navigator?: { userAgent?: string } }).navigator;
+  return nav?.userAgent === "Cloudflare-Workers" ? WORKERS_LIMIT : null;
 }
 
 /** The last line of every `POST /v1/runs` response. */
@@ -74,6 +111,8 @@ export interface RunSummaryLine {
     id: string;
     /** Why the input ended early (body over the limit, upload broken), when it did. */
     error?: { code: string; message: string };
+    /** Set when the runtime capped the run's open requests (Cloudflare Workers). */
+    runtime_limit?: RuntimeLimitReport;
   };
 }
 
@@ -131,6 +170,30 @@ function describeInputError(error: unknown): { code: string; message: string } {
   };
 }
 
+function limitReport(
+  limit: RuntimeLimit,
+  latency: { total: number; count: number },
+  asked: number | "auto",
+): RuntimeLimitReport {
+  const mean = latency.count > 0 ? latency.total / latency.count : 0;
+  const achievable = mean > 0 ? Math.round((limit.maxOpenRequests * 100_000) / mean) / 100 : null;
+  return {
+    runtime: limit.runtime,
+    max_open_requests: limit.maxOpenRequests,
+    mean_latency_ms: Math.round(mean),
+    achievable_rate: achievable,
+    message: `${limit.runtime}: at most ${limit.maxOpenRequests} requests open per run; ${
+      achievable === null
+        ? "no request was sent"
+        : `at ${Math.round(mean)} ms per request that allows at most ${achievable} req/s${
+          typeof asked === "number" && achievable < asked
+            ? `, below the ${asked} req/s asked for`
+            : ` (asked for ${asked})`
+        }`
+    }`,
+  };
+}
+
 /**
  * Creates the server app. Routes:
  * - `POST /v1/runs`: body NDJSON lines in any input format the CLI takes, read as a stream;
@@ -178,6 +241,12 @@ export function createApp(options: ServerOptions): Hono {
   const maxBodyBytes = options.maxBodyBytes ?? Infinity;
   const maxAttempts = options.maxAttempts ?? 3;
   const timeoutMs = options.timeoutMs ?? 120_000;
+  const runtimeLimit = options.runtimeLimit === undefined
+    ? detectRuntimeLimit()
+    : options.runtimeLimit;
+  if (runtimeLimit) {
+    assertPositive("runtimeLimit.maxOpenRequests", runtimeLimit.maxOpenRequests, true);
+  }
   // One quota (slots, tokens, slow-down on 429s) for every run; each run is a lane of its
   // scheduler, so slots go round-robin between runs.
   const quota = options.quota ?? new Quota({ rate, tpm: options.tpm, clock });
@@ -274,8 +343,28 @@ export function createApp(options: ServerOptions): Hono {
     const lines = bytes
       .pipeThrough(new TextDecoderStream(), { signal: hard.signal })
       .pipeThrough(new TextLineStream({ maxLineLength }));
+    // Under a runtime cap, time every request: the summary reports the rate the cap allowed.
+    const latency = { total: 0, count: 0 };
+    const now = () => (clock ?? systemClock).now();
+    const runProvider: Provider = runtimeLimit
+      ? {
+        name: provider.name,
+        model: provider.model,
+        defaultRate: provider.defaultRate,
+        async send(item, sendOptions) {
+          const started = now();
+          try {
+            return await provider.send(item, sendOptions);
+          } finally {
+            latency.total += now() - started;
+            latency.count++;
+          }
+        },
+      }
+      : provider;
     const run = runBatch(lines, {
-      provider,
+      provider: runProvider,
+      maxInFlight: runtimeLimit?.maxOpenRequests,
       quota,
       lane: { run: id },
       retry: { maxAttempts: parsed.options.maxAttempts ?? maxAttempts },
@@ -292,6 +381,12 @@ export function createApp(options: ServerOptions): Hono {
     c.header("x-content-type-options", "nosniff");
     c.header("x-accel-buffering", "no");
     c.header("x-mft-run-id", id);
+    if (runtimeLimit) {
+      c.header(
+        "x-mft-runtime-limit",
+        `${runtimeLimit.runtime}; max-open-requests=${runtimeLimit.maxOpenRequests}`,
+      );
+    }
     return stream(c, async (out) => {
       // A disconnect cancels the response body on Bun, Deno and Node, which ends up here.
       // (`request.signal` is not used: Deno aborts it after every successful response too.)
@@ -311,7 +406,14 @@ export function createApp(options: ServerOptions): Hono {
           error = describeInputError(e);
         }
         const summary: RunSummaryLine = {
-          summary: { id, ...run.stats, ...(error ? { error } : {}) },
+          summary: {
+            id,
+            ...run.stats,
+            ...(error ? { error } : {}),
+            ...(runtimeLimit
+              ? { runtime_limit: limitReport(runtimeLimit, latency, run.stats.configuredRate) }
+              : {}),
+          },
         };
         await out.write(JSON.stringify(summary) + "\n");
       } finally {

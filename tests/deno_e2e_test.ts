@@ -1,0 +1,212 @@
+/**
+ * The CLI and the server under `deno run` with exactly the narrow permissions README documents
+ * (no -A): a real `run` against the mock provider server, then `serve` answering one streamed
+ * request. Deno is the npm-installed node_modules/.bin/deno; the mock runs here, under Bun.
+ * @module
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { type MockProvider, startMockProvider } from "../scripts/mock_provider.ts";
+import { TextLineStream } from "../src/text_line_stream.ts";
+
+const ROOT = path.resolve(import.meta.dir, "..");
+const DENO = path.join(ROOT, "node_modules/.bin/deno");
+const KEY = "sk-deno-e2e-0123456789";
+
+/** Every variable the CLI reads (README "Deploy"); `serve` adds {@linkcode SERVE_ENV}. */
+const RUN_ENV =
+  "GEMINI_API_KEY,GOOGLE_API_KEY,OPENAI_API_KEY,OPENAI_BASE_URL,GEMINI_BASE_URL,MFT_QUOTA_URL";
+const SERVE_ENV =
+  `${RUN_ENV},MFT_PROVIDER,MFT_MODEL,MFT_RATE_LIMIT,MFT_TPM,MFT_MAX_ATTEMPTS,MFT_TIMEOUT,MFT_SERVER_TOKEN`;
+
+let dir: string;
+let mock: MockProvider;
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "mft-deno-"));
+  mock = await startMockProvider({ latencyMs: 30, requireKey: KEY });
+});
+
+afterAll(async () => {
+  await mock?.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** A Deno child's environment: no update check, no prompt, none of this machine's settings. */
+function denoEnv(extra: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = {
+    DENO_NO_UPDATE_CHECK: "1",
+    DENO_NO_PROMPT: "1",
+    NO_COLOR: "1",
+  };
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !/^(MFT_|OPENAI_|GEMINI_|GOOGLE_)/.test(k)) env[k] = v;
+  }
+  return { ...env, ...extra };
+}
+
+function spawnDeno(args: string[], env: Record<string, string>) {
+  return Bun.spawn([DENO, ...args], {
+    cwd: ROOT,
+    env: denoEnv(env),
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+}
+
+function readJsonl(file: string): Record<string, unknown>[] {
+  if (!fs.existsSync(file)) return [];
+  return fs.readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) =>
+    JSON.parse(l)
+  );
+}
+
+function prompts(n: number, tag: string): string {
+  return Array.from({ length: n }, (_, i) => JSON.stringify({ id: `${tag}${i}`, prompt: `${i}` }))
+    .join("\n") + "\n";
+}
+
+/** A port free right now on 127.0.0.1, so `--allow-net` can name it. */
+async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+test("deno run cli.ts run: narrow permissions, real run against the mock provider", async () => {
+  const input = path.join(dir, "input.jsonl");
+  fs.writeFileSync(input, prompts(25, "d") + "not json\n");
+  const outDir = path.join(dir, "out");
+  const output = path.join(outDir, "output.jsonl");
+  const host = new URL(mock.url).host;
+  const p = spawnDeno([
+    "run",
+    `--allow-read=${input},${outDir}`,
+    `--allow-write=${outDir}`,
+    `--allow-net=${host}`,
+    `--allow-env=${RUN_ENV}`,
+    "--allow-sys=uid",
+    "cli.ts",
+    "run",
+    input,
+    "--provider",
+    "openai",
+    "--base-url",
+    `${mock.url}/v1`,
+    "--rate-limit",
+    "100",
+    "-o",
+    output,
+  ], { OPENAI_API_KEY: KEY });
+  const [stderr, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
+  expect(stderr).not.toContain("NotCapable");
+  expect(stderr).toContain("ok 25");
+  expect(code).toBe(1); // the one bad line
+  const ok = readJsonl(output);
+  expect(ok.map((l) => l.id).sort()).toEqual(
+    Array.from({ length: 25 }, (_, i) => `d${i}`).sort(),
+  );
+  expect(ok[0]).toMatchObject({ provider: "openai" });
+  const errors = readJsonl(path.join(outDir, "errors.jsonl"));
+  expect(errors.length).toBe(1);
+  expect(errors[0]).toMatchObject({ raw: "not json" });
+}, 30_000);
+
+test(
+  "deno run cli.ts run: the permissions are needed (no read of the output dir fails loudly)",
+  async () => {
+    const input = path.join(dir, "input2.jsonl");
+    fs.writeFileSync(input, prompts(2, "n"));
+    const outDir = path.join(dir, "out2");
+    fs.mkdirSync(outDir);
+    const output = path.join(outDir, "output.jsonl");
+    fs.writeFileSync(output, '{"id":"old"}\n');
+    const p = spawnDeno([
+      "run",
+      `--allow-read=${input}`,
+      `--allow-write=${outDir}`,
+      `--allow-net=${new URL(mock.url).host}`,
+      `--allow-env=${RUN_ENV}`,
+      "--allow-sys=uid",
+      "cli.ts",
+      "run",
+      input,
+      "--provider",
+      "openai",
+      "--base-url",
+      `${mock.url}/v1`,
+      "-o",
+      output,
+    ], { OPENAI_API_KEY: KEY });
+    const [stderr, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
+    // Without read access the "output exists" check can not look: Deno stops it, nothing is lost.
+    expect(code).not.toBe(0);
+    expect(stderr).toContain(`Requires read access to "${output}"`);
+    expect(fs.readFileSync(output, "utf8")).toBe('{"id":"old"}\n');
+  },
+  30_000,
+);
+
+test("deno run cli.ts serve: narrow permissions, one streamed request", async () => {
+  mock.reset();
+  const port = await freePort();
+  const child = spawnDeno([
+    "run",
+    `--allow-net=127.0.0.1:${port},${new URL(mock.url).host}`,
+    `--allow-env=${SERVE_ENV}`,
+    "cli.ts",
+    "serve",
+    "--port",
+    String(port),
+    "--provider",
+    "openai",
+    "--base-url",
+    `${mock.url}/v1`,
+    "--rate-limit",
+    "20",
+  ], { OPENAI_API_KEY: KEY });
+  const stderr = new Response(child.stderr).text();
+  try {
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let printed = "";
+    while (!printed.includes("listening on")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`serve exited before listening: ${printed} ${await stderr}`);
+      printed += value;
+    }
+    expect(printed).toContain(`listening on http://127.0.0.1:${port}`);
+    const res = await fetch(`http://127.0.0.1:${port}/v1/runs`, {
+      method: "POST",
+      body: prompts(10, "ds"),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toStartWith("application/x-ndjson");
+    const got: Record<string, unknown>[] = [];
+    let countAtFirst = -1;
+    const lines = res.body!.pipeThrough(new TextDecoderStream()).pipeThrough(new TextLineStream());
+    for await (const line of lines) {
+      if (line === "") continue;
+      if (countAtFirst < 0) countAtFirst = mock.stats().count;
+      got.push(JSON.parse(line));
+    }
+    expect(got.length).toBe(11);
+    expect(got.at(-1)!.summary).toMatchObject({ ok: 10, failed: 0 });
+    expect(got.at(-1)!.summary).not.toHaveProperty("runtime_limit");
+    expect(countAtFirst).toBeLessThan(10);
+    child.kill("SIGINT");
+    expect(await child.exited).toBe(0);
+    expect(await stderr).not.toContain("NotCapable");
+    void reader.cancel();
+  } finally {
+    child.kill("SIGKILL");
+  }
+}, 30_000);
