@@ -11,7 +11,7 @@ import process from "node:process";
 import { Readable } from "node:stream";
 import { parseArgs } from "node:util";
 import pkg from "./package.json" with { type: "json" };
-import { isConfigError } from "./src/errors.ts";
+import { ConfigError, isConfigError } from "./src/errors.ts";
 import { type InputFormat, outputId, parseLine } from "./src/formats.ts";
 import { formatDuration, msToMidnightPacific, parseDurationMs } from "./src/duration.ts";
 import { IdSet } from "./src/id_set.ts";
@@ -21,10 +21,14 @@ import { GEMINI_DEFAULT_RATE } from "./src/providers/gemini.ts";
 import { MOCK_DEFAULT_RATE } from "./src/providers/mock.ts";
 import { OPENAI_DEFAULT_RATE } from "./src/providers/openai.ts";
 import type { Provider } from "./src/providers/provider.ts";
+import { Quota } from "./src/quota.ts";
+import { defaultQuotaName, parseQuotaUrl } from "./src/quota_store.ts";
+import { type RedisEval, RedisScheduler } from "./src/redis_scheduler.ts";
 import { runBatch, type RunStats } from "./src/run.ts";
 import { TextLineStream } from "./src/text_line_stream.ts";
 import { providerFetch } from "./runtime.ts";
 import { serve } from "./server.ts";
+import { batchCommand, parseBatchFlags, runBatchMode } from "./batch_cli.ts";
 
 const DEFAULT_RATES: Record<ProviderName, number> = {
   gemini: GEMINI_DEFAULT_RATE,
@@ -38,6 +42,8 @@ export const HELP =
 Usage:
   model-fine-tuner run <input.jsonl | -> [options]
   model-fine-tuner serve [--host 127.0.0.1] [--port 8787] [options]   (serve --help)
+  model-fine-tuner status <output.jsonl> [--json]    state of a batch job (status --help)
+  model-fine-tuner cancel <output.jsonl>             cancel a batch job's open batches
 
 Input lines (JSONL, format detected per line):
   OpenAI batch  {"custom_id","method","url","body"}
@@ -66,9 +72,23 @@ Options:
   --resume               skip ids already in the output and append to it
   --overwrite            replace an existing output file
   --dry-run              validate the whole input and print the plan; send nothing
+  --mode MODE            realtime (default) | batch: the provider's batch API, half price,
+                         results within 24 h, job file <output>.batch.json (resume re-attaches)
+                         | auto: batch above 10,000 input lines, realtime at or below
+  --deadline DUR         batch mode: what the batches have not finished DUR after the job
+                         started (e.g. 6h) is cancelled and finished through realtime
   --max-in-flight N      safety ceiling on open requests (default 2 x rate x timeout + 64)
   --mock-latency DUR     mock provider answer time (default 20ms)
   --mock-failure-rate F  mock provider failure fraction, 0..1 (default 0)
+  --quota URL            share one provider quota with every job on the same Redis and quota
+                         name: redis://host:port/N, rediss://…, unix:///path.sock (also
+                         MFT_QUOTA_URL); the rate is for all of them together
+  --quota-name NAME      the shared quota's name (default: a fingerprint of provider, model,
+                         base URL and key; never the key)
+  --quota-fallback local if the quota store cannot be reached at start, run alone with the
+                         in-process scheduler at a fraction of the rate (default: exit 2)
+  --quota-fallback-fraction F
+                         that fraction, 0..1 (default 0.5)
   -q, --quiet            print nothing but errors
   -h, --help             this text
   -V, --version          the version
@@ -113,7 +133,13 @@ const OPTIONS = {
   "max-in-flight": { type: "string" },
   "mock-latency": { type: "string" },
   "mock-failure-rate": { type: "string" },
+  quota: { type: "string" },
+  "quota-name": { type: "string" },
+  "quota-fallback": { type: "string" },
+  "quota-fallback-fraction": { type: "string" },
   quiet: { type: "boolean", short: "q" },
+  mode: { type: "string" },
+  deadline: { type: "string" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
 } as const;
@@ -313,6 +339,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     return 0;
   }
   if (command === "serve") return await serve(rest, io);
+  if (command === "status" || command === "cancel") return await batchCommand(command, rest, io);
   if (command !== "run") {
     io.stderr(`model-fine-tuner: unknown command '${command}' (try --help)\n`);
     return 2;
@@ -383,6 +410,7 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
       `--mock-failure-rate must be between 0 and 1: got '${values["mock-failure-rate"]}'`,
     );
   }
+  const batchFlags = parseBatchFlags(values.mode, values.deadline); // batch mode: batch_cli.ts
   if (values.resume && values.overwrite) {
     throw new UsageError("give --resume or --overwrite, not both");
   }
@@ -493,6 +521,47 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
     });
   }
 
+  // A quota shared with other jobs and machines through Redis, connected before anything is sent.
+  const shared = await sharedQuota(values, {
+    io,
+    log,
+    provider,
+    apiKey,
+    baseUrl,
+    rate: targetRate,
+    tpm,
+  });
+
+  // Batch mode (--mode batch|auto) runs in batch_cli.ts; undefined means "run realtime".
+  const batchExit = await runBatchMode({
+    flags: batchFlags,
+    io,
+    argv,
+    input,
+    output,
+    errorsFile,
+    resume: values.resume ?? false,
+    quiet,
+    provider: providerName,
+    apiKey,
+    baseUrl: baseUrl || undefined,
+    model: values.model,
+    timeoutMs,
+    maxAttempts,
+    lines,
+    readLines: (file) => linesOf(fileBytes(file)),
+    countLines,
+    realtime: {
+      provider,
+      rate: targetRate,
+      tpm,
+      retry: { maxAttempts: maxAttempts ?? 3, baseDelayMs: backoffMs },
+      timeoutMs,
+      maxInFlight,
+    },
+  });
+  if (batchExit !== undefined) return batchExit;
+
   // The errors file may be the input (the retry workflow: `run errors.jsonl`). Move the input
   // aside first so that nothing is read from a file being rewritten, and nothing is lost on a crash.
   if (input !== "-" && sameFile(input, errorsFile)) {
@@ -514,7 +583,8 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
   const errs = fileSink(errorsFile, false);
   const run = runBatch(lines, {
     provider,
-    rate: targetRate,
+    rate: shared.rate,
+    quota: shared.quota,
     tpm,
     retry: { maxAttempts: maxAttempts ?? 3, baseDelayMs: backoffMs },
     timeoutMs,
@@ -559,6 +629,7 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
     out.close();
     errs.close();
     removeInterrupt();
+    shared.close();
   }
   const stats = await run.done;
   if (!quiet && io.isTTY) io.stderr("\r\x1b[K");
@@ -585,6 +656,168 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
   }
   if (inputFile !== input) fs.rmSync(inputFile);
   return stats.failed + stats.invalid > 0 ? 1 : 0;
+}
+
+/** The Redis connection behind a shared quota, from {@linkcode connectQuotaStore}. */
+export interface QuotaStoreConnection {
+  store: RedisEval;
+  /** The address, password hidden. */
+  display: string;
+  close(): void;
+}
+
+/**
+ * Connects to a quota store (`--quota`) with ioredis, loaded only when asked for. Calls fail at
+ * once while the connection is down (no offline queue, no per-request retries), so the scheduler
+ * pauses dispatching and retries by itself while ioredis reconnects in the background.
+ * @throws {ConfigError} when the address is malformed or the store cannot be reached now.
+ */
+export async function connectQuotaStore(url: string): Promise<QuotaStoreConnection> {
+  let target: string;
+  let display: string;
+  try {
+    ({ target, display } = parseQuotaUrl(url));
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
+  const { Redis } = await import("ioredis");
+  let lastError: Error | undefined;
+  const client = new Redis(target, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 2000,
+    commandTimeout: 2000,
+    retryStrategy: (times: number) => Math.min(50 * 2 ** times, 500),
+  });
+  client.on("error", (error: Error) => (lastError = error));
+  client.on("ready", () => (lastError = undefined));
+  try {
+    await client.connect();
+  } catch (error) {
+    client.disconnect();
+    throw new ConfigError(
+      `cannot reach the quota store ${display}: ${(lastError ?? (error as Error)).message}`,
+    );
+  }
+  const call = (first: string, keys: string[], args: (string | number)[]) =>
+    [first, keys.length, ...keys, ...args] as [string, number, ...(string | number)[]];
+  // While disconnected ioredis says "Stream isn't writeable…": say what the connection says.
+  const explain = (error: unknown): never => {
+    if (client.status === "ready" && !/writeable/.test((error as Error)?.message)) throw error;
+    throw new Error(`not connected: ${lastError?.message ?? "connection closed"}`, {
+      cause: error,
+    });
+  };
+  return {
+    display,
+    store: {
+      eval: (script, keys, args) => client.eval(...call(script, keys, args)).catch(explain),
+      evalsha: (sha1, keys, args) => client.evalsha(...call(sha1, keys, args)).catch(explain),
+    },
+    close: () => client.disconnect(),
+  };
+}
+
+/**
+ * `--quota` / `MFT_QUOTA_URL`: a {@linkcode Quota} on a {@linkcode RedisScheduler}, or with
+ * `--quota-fallback local` and the store unreachable, the in-process rate times the fallback
+ * fraction. Without a store: the plain rate and no shared quota.
+ */
+async function sharedQuota(
+  values: {
+    quota?: string;
+    "quota-name"?: string;
+    "quota-fallback"?: string;
+    "quota-fallback-fraction"?: string;
+  },
+  o: {
+    io: CliIo;
+    log: (text: string) => void;
+    provider: Provider;
+    apiKey?: string;
+    baseUrl?: string;
+    rate: number | "auto";
+    tpm?: number;
+  },
+): Promise<{ quota?: Quota; rate: number | "auto"; close: () => void }> {
+  const url = values.quota ?? (o.io.env.MFT_QUOTA_URL || undefined);
+  const fallback = values["quota-fallback"];
+  if (fallback !== undefined && fallback !== "local") {
+    throw new UsageError(`--quota-fallback must be 'local': got '${fallback}'`);
+  }
+  const fractionText = values["quota-fallback-fraction"];
+  const fraction = fractionText === undefined ? 0.5 : Number(fractionText);
+  if (!(fraction > 0 && fraction <= 1) || fractionText?.trim() === "") {
+    throw new UsageError(
+      `--quota-fallback-fraction must be above 0 and at most 1: got '${fractionText}'`,
+    );
+  }
+  if (url === undefined) {
+    for (const flag of ["quota-name", "quota-fallback", "quota-fallback-fraction"] as const) {
+      if (values[flag] !== undefined) {
+        throw new UsageError(`--${flag} needs --quota URL (or MFT_QUOTA_URL)`);
+      }
+    }
+    return { rate: o.rate, close: () => {} };
+  }
+  const name = values["quota-name"] ?? await defaultQuotaName({
+    provider: o.provider.name,
+    model: o.provider.model,
+    baseUrl: o.baseUrl,
+    apiKey: o.apiKey,
+  });
+  let connection: QuotaStoreConnection;
+  try {
+    connection = await connectQuotaStore(url);
+  } catch (error) {
+    if (fallback !== "local" || !isConfigError(error)) throw error;
+    const rate = o.rate === "auto" ? "auto" : o.rate * fraction;
+    o.io.stderr(
+      `${(error as Error).message}; --quota-fallback local: running alone with the in-process ` +
+        `scheduler at ${rate === "auto" ? "auto" : `${rate} req/s (${fraction} of ${o.rate})`}\n`,
+    );
+    return { rate, close: () => {} };
+  }
+  let scheduler: RedisScheduler;
+  try {
+    scheduler = new RedisScheduler({
+      store: connection.store,
+      name,
+      rate: o.rate === "auto" ? 1 : o.rate,
+      ceiling: o.rate === "auto" ? Infinity : o.rate,
+      onStoreLost: (error) =>
+        o.io.stderr(
+          `quota store ${connection.display} lost (${
+            (error as Error)?.message ?? error
+          }): dispatch paused, reconnecting; requests in flight go on\n`,
+        ),
+      onStoreBack: (ms) =>
+        o.io.stderr(
+          `quota store ${connection.display} back after ${formatDuration(ms)}: dispatch resumed\n`,
+        ),
+    });
+  } catch (error) {
+    connection.close();
+    throw new UsageError(`--quota-name: ${(error as Error).message}`);
+  }
+  const quota = new Quota({ rate: o.rate, tpm: o.tpm, scheduler });
+  o.log(
+    `quota: shared "${name}" on ${connection.display}: ${o.rate} req/s for every job on it together\n`,
+  );
+  return {
+    quota,
+    rate: o.rate,
+    close: () => {
+      quota.close();
+      connection.close();
+      o.log(
+        `quota: ${scheduler.released} slots of the shared schedule used, ${scheduler.late} dropped late (this process could not send them on time), ${
+          scheduler.wasted - scheduler.late
+        } unused\n`,
+      );
+    },
+  };
 }
 
 /** One clear paragraph for a run the provider stopped. */
