@@ -109,8 +109,9 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 
 /**
  * GCRA reservation. ARGV: ceiling (0 = none), this caller's rate when no shared rate is set,
- * TTL of the shared rate (ms), extra ms reserved after the slot. The slot is `max(tat, now, pause)`, so idle time is not banked
- * and a pause ends in one slot, not a burst; `tat` then moves one interval on.
+ * TTL of the shared rate (ms), extra ms kept free after the slot. The slot is
+ * `max(tat, now, pause)`, so idle time is not banked and a pause ends in one slot, not a burst;
+ * `tat` then moves one interval (plus the extra) on.
  * Returns {wait ms, rate, pause left ms}.
  */
 const RESERVE = script(`${NOW}
@@ -223,7 +224,9 @@ export class StoreTimeoutError extends Error {
  * keeps at most `depth` reservations in hand while there is demand, sleeps until each one's time
  * and hands it to the next waiter, round-robin across lanes. A reservation this process cannot
  * release within 3/4 of an interval of its time (blocked event loop, starved CPU) is dropped
- * rather than sent late, where it would crowd another process's next slot. Slow-downs (429s)
+ * rather than sent late, where it would crowd another process's next slot; for the same reason a
+ * process's first slot keeps `coldStartMs` free after it (its first request goes out cold).
+ * Slow-downs (429s)
  * and pauses (Retry-After) go through the store, so one process's 429 slows them all; a process
  * may still release the at most `depth` reservations it held when another's pause arrived.
  *

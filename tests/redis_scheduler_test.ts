@@ -312,7 +312,7 @@ test(
 test(
   "RedisScheduler drops a slot its process could not release on time instead of sending it late",
   async () => {
-    const s = scheduler(await store(), { name: uniqueName(), rate: 20, depth: 1 });
+    const s = scheduler(await store(), { name: uniqueName(), rate: 20, depth: 1, coldStartMs: 0 });
     await s.acquire(); // slot 0; the next (50 ms later) is reserved at once, demand being hot
     await sleep(10);
     const waiting = s.acquire();
@@ -324,6 +324,22 @@ test(
     expect(s.late).toBe(1);
     // The late slot was not sent; the waiter got the next one on the schedule, after the block.
     expect(t).toBeGreaterThanOrEqual(blockedUntil);
+  },
+  20_000,
+);
+
+test(
+  "RedisScheduler keeps coldStartMs free after a process's first slot, and only the first",
+  async () => {
+    const name = uniqueName();
+    const a = scheduler(await store(), { name, rate: 20, coldStartMs: 100 });
+    const times: number[] = [];
+    for (let i = 0; i < 4; i++) times.push(await a.acquire());
+    const g = gaps(times);
+    // The first request goes out cold: 50 ms + 100 ms before the next slot, then 50 ms again.
+    expect(g[0]).toBeGreaterThan(140);
+    expect(g[0]).toBeLessThan(170);
+    expect(Math.max(g[1], g[2])).toBeLessThan(60);
   },
   20_000,
 );
