@@ -58,14 +58,50 @@ export {
   type QuotaAcquireOptions,
   type QuotaOptions,
   type QuotaStats,
+  type RateChange,
+  type SlotSource,
+  TOKEN_BURST_SHARE,
 } from "./src/quota.ts";
+export {
+  type RedisEval,
+  RedisScheduler,
+  type RedisSchedulerOptions,
+  StoreTimeoutError,
+} from "./src/redis_scheduler.ts";
+export {
+  defaultQuotaName,
+  parseQuotaUrl,
+  type QuotaIdentity,
+  type QuotaUrl,
+} from "./src/quota_store.ts";
 export { estimateTokens, type TokenEstimate } from "./src/tokens.ts";
 export {
   parseRateLimitHeaders,
   parseResetDuration,
   type RateLimitInfo,
 } from "./src/rate_limit_headers.ts";
-export { createApp, type RunSummaryLine, type ServerOptions } from "./src/server/app.ts";
+export {
+  createApp,
+  type RunSummaryLine,
+  type RuntimeLimit,
+  type RuntimeLimitReport,
+  type ServerOptions,
+} from "./src/server/app.ts";
+export {
+  type BatchBackend,
+  type BatchBackendConfig,
+  type BatchJobOptions,
+  type BatchJobStats,
+  type BatchState,
+  createBatchBackend,
+  createGeminiBatchBackend,
+  createOpenAIBatchBackend,
+  type Job,
+  type JobStore,
+  MemoryJobStore,
+  parseJob,
+  runBatchJob,
+} from "./src/batch/mod.ts";
 export { isLoopback } from "./src/server/loopback.ts";
 export { TextLineStream, type TextLineStreamOptions } from "./src/text_line_stream.ts";
 export {

@@ -8,6 +8,10 @@
  * @module
  */
 import { providerFetch } from "./runtime.ts";
+import { QUOTA_OPTIONS, sharedQuota } from "./shared_quota.ts";
+import type { Quota } from "./src/quota.ts";
+import { GEMINI_DEFAULT_MODEL } from "./src/providers/gemini.ts";
+import { OPENAI_DEFAULT_MODEL } from "./src/providers/openai.ts";
 import type { Hono } from "hono";
 import { parseDurationMs } from "./src/duration.ts";
 import { isConfigError } from "./src/errors.ts";
@@ -92,6 +96,9 @@ Options:
   --rate-limit R|auto    requests per second for all callers together (also MFT_RATE_LIMIT);
                          slows down on the provider's 429s and climbs back
   --tpm N                tokens per minute for all callers together (also MFT_TPM)
+  --quota URL            share the provider quota with other servers and jobs through Redis:
+                         redis://host:port/N (also MFT_QUOTA_URL); --quota-name NAME,
+                         --quota-fallback local and --quota-fallback-fraction F as in run
   --max-attempts N       default attempts per item (also MFT_MAX_ATTEMPTS; default 3)
   --timeout DUR          per-request timeout (also MFT_TIMEOUT; default 120s)
   --max-line-length N    longest input line in characters (default 1048576)
@@ -102,6 +109,13 @@ Options:
 Keys come from the environment only: GEMINI_API_KEY (or GOOGLE_API_KEY), OPENAI_API_KEY; they
 never leave the server. Callers can not pick the provider, its URL or the model default.
 `;
+
+/** The model each adapter uses when none is set: part of the shared quota's default name. */
+const DEFAULT_MODELS: Record<ProviderName, string> = {
+  gemini: GEMINI_DEFAULT_MODEL,
+  openai: OPENAI_DEFAULT_MODEL,
+  mock: "mock-1",
+};
 
 const DEFAULT_RATES: Record<ProviderName, number> = {
   gemini: GEMINI_DEFAULT_RATE,
@@ -219,7 +233,10 @@ export function resolveServerConfig(flags: ServeFlags, env: Env): ServerConfig {
  * scheduler.
  * @throws {ConfigError} when the provider settings are invalid.
  */
-export function buildServerApp(config: ServerConfig, options: { signal?: AbortSignal } = {}): Hono {
+export function buildServerApp(
+  config: ServerConfig,
+  options: { signal?: AbortSignal; quota?: Quota } = {},
+): Hono {
   const provider = createProvider({
     provider: config.provider,
     apiKey: config.apiKey,
@@ -238,6 +255,7 @@ export function buildServerApp(config: ServerConfig, options: { signal?: AbortSi
     timeoutMs: config.timeoutMs,
     maxLineLength: config.maxLineLength,
     signal: options.signal,
+    quota: options.quota,
   });
 }
 
@@ -322,6 +340,7 @@ const SERVE_OPTIONS = {
   "max-line-length": { type: "string" },
   "mock-latency": { type: "string" },
   "mock-failure-rate": { type: "string" },
+  ...QUOTA_OPTIONS,
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -341,6 +360,7 @@ export async function serve(argv: string[], io: ServeIo): Promise<number> {
   let config: ServerConfig;
   const shutdown = new AbortController();
   let app: Hono;
+  let shared: Awaited<ReturnType<typeof sharedQuota>> | undefined;
   try {
     const { values } = parseArgs({
       args: argv,
@@ -364,8 +384,20 @@ export async function serve(argv: string[], io: ServeIo): Promise<number> {
         `refusing to listen on ${hostname} without MFT_SERVER_TOKEN: set it (callers then send 'Authorization: Bearer <token>') or use a loopback --host such as 127.0.0.1`,
       );
     }
-    app = buildServerApp(config, { signal: shutdown.signal });
+    // Several replicas (or servers and CLI jobs) can share one provider quota through Redis.
+    shared = await sharedQuota(values, {
+      io,
+      log: (text) => io.stderr(text),
+      provider: { name: config.provider, model: config.model ?? DEFAULT_MODELS[config.provider] },
+      apiKey: config.apiKey,
+      baseUrl: config.baseUrl,
+      rate: config.rate,
+      tpm: config.tpm,
+    });
+    config.rate = shared.rate;
+    app = buildServerApp(config, { signal: shutdown.signal, quota: shared.quota });
   } catch (error) {
+    shared?.close();
     const e = error as Error & { code?: string };
     if (e?.name === "UsageError" || e?.code?.startsWith("ERR_PARSE_ARGS") || isConfigError(e)) {
       io.stderr(`model-fine-tuner serve: ${e.message}\n`);
@@ -405,13 +437,16 @@ export async function serve(argv: string[], io: ServeIo): Promise<number> {
         shutdown.abort(new DOMException("the server is shutting down", "AbortError"));
         server.close().then(() => {
           remove();
+          shared?.close();
           resolve(0);
         }, () => {
           remove();
+          shared?.close();
           resolve(1);
         });
       } else {
         remove();
+        shared?.close();
         server.close({ force: true }).catch(() => {});
         resolve(130);
       }

@@ -228,3 +228,65 @@ test(
   },
   20_000,
 );
+
+test("serve --quota: two server replicas on one Redis quota share its rate", async () => {
+  const rate = 10;
+  const quotaName = "serve-replicas";
+  const start = async () => {
+    const p = Bun.spawn(
+      [
+        process.execPath,
+        CLI,
+        "serve",
+        "--port",
+        "0",
+        "--provider",
+        "openai",
+        "--base-url",
+        `${mock.url}/v1`,
+        "--rate-limit",
+        String(rate),
+        "--quota",
+        redis.url,
+        "--quota-name",
+        quotaName,
+      ],
+      { cwd: dir, env: baseEnv(), stdin: "ignore", stdout: "pipe", stderr: "pipe", detached: true },
+    );
+    const reader = p.stdout.getReader();
+    let text = "";
+    while (!text.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`serve exited: ${await new Response(p.stderr).text()}`);
+      text += new TextDecoder().decode(value);
+    }
+    reader.releaseLock();
+    return { p, url: /listening on (\S+)/.exec(text)![1] };
+  };
+  const [a, b] = [await start(), await start()];
+  try {
+    mock.reset();
+    const body = Array.from(
+      { length: 30 },
+      (_, i) => JSON.stringify({ id: `s${i}`, prompt: `q ${i}` }),
+    ).join("\n");
+    const post = async (url: string) => {
+      const res = await fetch(`${url}/v1/runs`, { method: "POST", body });
+      const lines = (await res.text()).trim().split("\n").map((l) => JSON.parse(l));
+      return lines[lines.length - 1].summary;
+    };
+    const [sa, sb] = await Promise.all([post(a.url), post(b.url)]);
+    expect(sa.ok).toBe(30);
+    expect(sb.ok).toBe(30);
+    // 60 requests through two replicas on one quota of 10 req/s: at most R+1 in any second.
+    const times = mock.arrivals().map((x) => x.t);
+    expect(times).toHaveLength(60);
+    expect(maxPerWindow(times)).toBeLessThanOrEqual(rate + 1);
+    expect((times[times.length - 1] - times[0]) / 1000).toBeGreaterThan(4.5);
+  } finally {
+    for (const s of [a, b]) {
+      process.kill(-s.p.pid, "SIGINT");
+      await s.p.exited;
+    }
+  }
+}, 30_000);
