@@ -22,6 +22,7 @@ import { MOCK_DEFAULT_RATE } from "./src/providers/mock.ts";
 import { OPENAI_DEFAULT_RATE } from "./src/providers/openai.ts";
 import type { Provider } from "./src/providers/provider.ts";
 import { QUOTA_OPTIONS, sharedQuota } from "./shared_quota.ts";
+import { connectQuotaStore } from "./redis_connection.ts";
 import { runBatch, type RunStats } from "./src/run.ts";
 import { TextLineStream } from "./src/text_line_stream.ts";
 import { providerFetch } from "./runtime.ts";
@@ -333,7 +334,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     io.stdout(`model-fine-tuner ${pkg.version}\n`);
     return 0;
   }
-  if (command === "serve") return await serve(rest, io);
+  if (command === "serve") return await serve(rest, io, { connectQuotaStore });
   if (command === "status" || command === "cancel") return await batchCommand(command, rest, io);
   if (command !== "run") {
     io.stderr(`model-fine-tuner: unknown command '${command}' (try --help)\n`);
@@ -525,6 +526,7 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
     baseUrl,
     rate: targetRate,
     tpm,
+    connect: connectQuotaStore,
   });
 
   // Batch mode (--mode batch|auto) runs in batch_cli.ts; undefined means "run realtime".

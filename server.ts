@@ -9,12 +9,13 @@
  */
 import { providerFetch } from "./runtime.ts";
 import { QUOTA_OPTIONS, sharedQuota } from "./shared_quota.ts";
+import type { QuotaStoreConnection } from "./redis_connection.ts";
 import type { Quota } from "./src/quota.ts";
 import { GEMINI_DEFAULT_MODEL } from "./src/providers/gemini.ts";
 import { OPENAI_DEFAULT_MODEL } from "./src/providers/openai.ts";
 import type { Hono } from "hono";
 import { parseDurationMs } from "./src/duration.ts";
-import { isConfigError } from "./src/errors.ts";
+import { ConfigError, isConfigError } from "./src/errors.ts";
 import { createProvider, type ProviderName, PROVIDERS } from "./src/providers/create_provider.ts";
 import { GEMINI_DEFAULT_RATE } from "./src/providers/gemini.ts";
 import { MOCK_DEFAULT_RATE } from "./src/providers/mock.ts";
@@ -353,7 +354,11 @@ const SERVE_OPTIONS = {
  *   configuration error (including a non-loopback `--host` without `MFT_SERVER_TOKEN`), 130
  *   after a forced stop.
  */
-export async function serve(argv: string[], io: ServeIo): Promise<number> {
+export async function serve(
+  argv: string[],
+  io: ServeIo,
+  options: { connectQuotaStore?: (url: string) => Promise<QuotaStoreConnection> } = {},
+): Promise<number> {
   const { parseArgs } = await importAtRuntime<typeof import("node:util")>("node:util");
   let hostname: string;
   let port: number;
@@ -393,6 +398,11 @@ export async function serve(argv: string[], io: ServeIo): Promise<number> {
       baseUrl: config.baseUrl,
       rate: config.rate,
       tpm: config.tpm,
+      // Injected by the CLI, so that this file (which the Workers entry imports) does not pull
+      // in a Node Redis client.
+      connect: options.connectQuotaStore ?? (() => {
+        throw new ConfigError("--quota needs the model-fine-tuner CLI (cli.ts serve)");
+      }),
     });
     config.rate = shared.rate;
     app = buildServerApp(config, { signal: shutdown.signal, quota: shared.quota });

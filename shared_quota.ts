@@ -1,13 +1,15 @@
 /**
- * The edge of a quota shared through Redis (`--quota`): connecting with ioredis, and building the
- * {@linkcode Quota} that `run` and `serve` draw from. Runtime code (sockets), so not in `src/`.
+ * The edge of a quota shared through Redis (`--quota`): the flags and the {@linkcode Quota} that
+ * `run` and `serve` draw from. The connection itself is injected (`redis_connection.ts`), so
+ * that bundles without it (the Workers entry) never pull in a Node Redis client.
  * @module
  */
 import { ConfigError, isConfigError } from "./src/errors.ts";
 import { formatDuration } from "./src/duration.ts";
 import { Quota } from "./src/quota.ts";
-import { defaultQuotaName, parseQuotaUrl } from "./src/quota_store.ts";
-import { type RedisEval, RedisScheduler } from "./src/redis_scheduler.ts";
+import { defaultQuotaName } from "./src/quota_store.ts";
+import { RedisScheduler } from "./src/redis_scheduler.ts";
+import type { QuotaStoreConnection } from "./redis_connection.ts";
 
 /** The `--quota` flags, as parseArgs gives them. */
 export interface QuotaFlags {
@@ -25,67 +27,6 @@ export const QUOTA_OPTIONS = {
   "quota-fallback-fraction": { type: "string" },
 } as const;
 
-/** The Redis connection behind a shared quota, from {@linkcode connectQuotaStore}. */
-export interface QuotaStoreConnection {
-  store: RedisEval;
-  /** The address, password hidden. */
-  display: string;
-  close(): void;
-}
-
-/**
- * Connects to a quota store (`--quota`) with ioredis, loaded only when asked for. Calls fail at
- * once while the connection is down (no offline queue, no per-request retries), so the scheduler
- * pauses dispatching and retries by itself while ioredis reconnects in the background.
- * @throws {ConfigError} when the address is malformed or the store cannot be reached now.
- */
-export async function connectQuotaStore(url: string): Promise<QuotaStoreConnection> {
-  let target: string;
-  let display: string;
-  try {
-    ({ target, display } = parseQuotaUrl(url));
-  } catch (error) {
-    throw new ConfigError((error as Error).message);
-  }
-  const { Redis } = await import("ioredis");
-  let lastError: Error | undefined;
-  const client = new Redis(target, {
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    connectTimeout: 2000,
-    commandTimeout: 2000,
-    retryStrategy: (times: number) => Math.min(50 * 2 ** times, 500),
-  });
-  client.on("error", (error: Error) => (lastError = error));
-  client.on("ready", () => (lastError = undefined));
-  try {
-    await client.connect();
-  } catch (error) {
-    client.disconnect();
-    throw new ConfigError(
-      `cannot reach the quota store ${display}: ${(lastError ?? (error as Error)).message}`,
-    );
-  }
-  const call = (first: string, keys: string[], args: (string | number)[]) =>
-    [first, keys.length, ...keys, ...args] as [string, number, ...(string | number)[]];
-  // While disconnected ioredis says "Stream isn't writeable…": say what the connection says.
-  const explain = (error: unknown): never => {
-    if (client.status === "ready" && !/writeable/.test((error as Error)?.message)) throw error;
-    throw new Error(`not connected: ${lastError?.message ?? "connection closed"}`, {
-      cause: error,
-    });
-  };
-  return {
-    display,
-    store: {
-      eval: (script, keys, args) => client.eval(...call(script, keys, args)).catch(explain),
-      evalsha: (sha1, keys, args) => client.evalsha(...call(sha1, keys, args)).catch(explain),
-    },
-    close: () => client.disconnect(),
-  };
-}
-
 /**
  * `--quota` / `MFT_QUOTA_URL`: a {@linkcode Quota} on a {@linkcode RedisScheduler}, or with
  * `--quota-fallback local` and the store unreachable, the in-process rate times the fallback
@@ -101,6 +42,8 @@ export async function sharedQuota(
     baseUrl?: string;
     rate: number | "auto";
     tpm?: number;
+    /** Opens the store: {@linkcode connectQuotaStore} from `redis_connection.ts`. */
+    connect: (url: string) => Promise<QuotaStoreConnection>;
   },
 ): Promise<{ quota?: Quota; rate: number | "auto"; close: () => void }> {
   const url = values.quota ?? (o.io.env.MFT_QUOTA_URL || undefined);
@@ -131,7 +74,7 @@ export async function sharedQuota(
   });
   let connection: QuotaStoreConnection;
   try {
-    connection = await connectQuotaStore(url);
+    connection = await o.connect(url);
   } catch (error) {
     if (fallback !== "local" || !isConfigError(error)) throw error;
     const rate = o.rate === "auto" ? "auto" : o.rate * fraction;
