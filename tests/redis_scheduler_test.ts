@@ -2,7 +2,7 @@
 // store): shared schedule, no banked idle time, shared slow-down and pause, and a store that
 // dies and comes back mid-acquire. Times are real: Redis's clock is the schedule's clock.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { connectQuotaStore, type QuotaStoreConnection } from "../cli.ts";
+import { connectQuotaStore, type QuotaStoreConnection } from "../redis_connection.ts";
 import { type RedisServer, startRedisServer } from "../scripts/redis_test_server.ts";
 import type { FailureInfo } from "../src/errors.ts";
 import { Quota } from "../src/quota.ts";
