@@ -38,7 +38,7 @@ const BATCH_STATES = [
 const Count = v.pipe(v.number(), v.integer(), v.minValue(0));
 const Time = v.pipe(v.number(), v.finite());
 
-const PartSchema = v.object({
+const PartSchema: v.GenericSchema<unknown, Part> = v.object({
   name: v.pipe(v.string(), v.regex(/^[\w.-]+$/, "must be a plain file name")),
   group: v.string(),
   items: Count,
@@ -76,7 +76,7 @@ const PartSchema = v.object({
   resent: v.optional(Count),
 });
 
-const JobSchema = v.object({
+const JobSchema: v.GenericSchema<unknown, Job> = v.object({
   version: v.literal(JOB_VERSION),
   id: v.pipe(v.string(), v.regex(/^[\w-]+$/, "must be a plain id")),
   provider: v.picklist(["openai", "gemini"]),
@@ -104,10 +104,73 @@ const JobSchema = v.object({
   finishedAt: v.optional(Time),
 });
 
-/** One batch's worth of items. */
-export type Part = v.InferOutput<typeof PartSchema>;
-/** A batch job, as saved in `<output>.batch.json`. */
-export type Job = v.InferOutput<typeof JobSchema>;
+/** One batch's worth of items (fields as in `PartSchema`). */
+export interface Part {
+  name: string;
+  group: string;
+  items: number;
+  bytes: number;
+  /** How many times these items have been submitted, this part included (1-based). */
+  round: number;
+  state: "planned" | "creating" | "submitted" | "rescue" | "collected";
+  /** Create attempts of this part; the tag changes with each. */
+  attempt: number;
+  tag?: string;
+  /** A create call was sent with the current tag (its answer may have been lost). */
+  createSent?: boolean;
+  fileId?: string;
+  batchId?: string;
+  remote?: {
+    state: BatchState;
+    raw: string;
+    total?: number;
+    completed?: number;
+    failed?: number;
+    checkedAt: number;
+  };
+  /** Wall-clock ms: the batch was created / reached a final state. */
+  submittedAt?: number;
+  endedAt?: number;
+  /** Not before this wall-clock time (a requeue after a retryable failure). */
+  notBefore?: number;
+  /** Submit only when fewer than this many batches are open (after an enqueued-token limit). */
+  waitActive?: number;
+  cancelSentAt?: number;
+  /** The batch did not stop within the grace period after its cancel; its results are not read. */
+  abandoned?: boolean;
+  ok?: number;
+  failed?: number;
+  resent?: number;
+}
+
+/** A batch job, as saved in `<output>.batch.json` (fields as in `JobSchema`). */
+export interface Job {
+  version: typeof JOB_VERSION;
+  id: string;
+  provider: "openai" | "gemini";
+  model: string;
+  baseUrl?: string;
+  input?: string;
+  createdAt: number;
+  deadlineAt?: number;
+  state: "planning" | "running" | "rescuing" | "cancelling" | "done";
+  /** Valid items planned. */
+  items: number;
+  /** Lines rejected while planning (bad JSON, unknown format, invalid, duplicate id). */
+  invalid: number;
+  /** Items skipped because their id was already in the output. */
+  skipped: number;
+  /** Items written to the output / errors file by this job. */
+  ok: number;
+  failed: number;
+  /** Items sent through the realtime path. */
+  realtime: number;
+  tokensIn: number;
+  tokensOut: number;
+  nextPart: number;
+  parts: Part[];
+  finishedAt?: number;
+}
 
 /**
  * Validates a job file's parsed JSON.
