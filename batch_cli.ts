@@ -10,6 +10,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import type { CliIo } from "./cli.ts";
 import { providerFetch } from "./runtime.ts";
+import { cutUnfinishedLastLine, fileLines, sameFile, shellQuote } from "./files.ts";
 import { formatDuration, parseDurationMs } from "./src/duration.ts";
 import { ConfigError } from "./src/errors.ts";
 import { outputId } from "./src/formats.ts";
@@ -30,7 +31,6 @@ import {
   runBatchJob,
 } from "./src/batch/run_batch_job.ts";
 import type { JobStore, PartWriter } from "./src/batch/store.ts";
-import { TextLineStream } from "./src/text_line_stream.ts";
 
 /** `--mode auto` takes the batch path above this many input lines, realtime at or below it. */
 export const BATCH_AUTO_THRESHOLD = 10_000;
@@ -146,24 +146,6 @@ export function fileJobStore(output: string): JobStore {
   };
 }
 
-/** The lines of a file, streamed. */
-async function* fileLines(file: string): AsyncIterable<string> {
-  const handle = await fs.promises.open(file, "r");
-  try {
-    const bytes = new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        const buffer = new Uint8Array(256 * 1024);
-        const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
-        if (bytesRead === 0) controller.close();
-        else controller.enqueue(buffer.subarray(0, bytesRead));
-      },
-    });
-    yield* bytes.pipeThrough(new TextDecoderStream()).pipeThrough(new TextLineStream());
-  } finally {
-    await handle.close();
-  }
-}
-
 /**
  * Ids in a JSONL file of records (output or errors), after cutting a last line a crash left
  * unfinished. `skip` leaves out error records of these codes (rejected lines mark no item done).
@@ -175,28 +157,8 @@ async function readIds(
 ): Promise<IdSet> {
   const ids = new IdSet();
   if (!fs.existsSync(file)) return ids;
-  const size = fs.statSync(file).size;
-  if (size > 0) {
-    const fd = fs.openSync(file, "r+");
-    try {
-      const tail = new Uint8Array(Math.min(size, 64 * 1024));
-      let end = size;
-      let keep = -1;
-      while (end > 0 && keep < 0) {
-        const start = Math.max(0, end - tail.length);
-        const n = fs.readSync(fd, tail, 0, end - start, start);
-        const at = tail.subarray(0, n).lastIndexOf(10);
-        if (at >= 0) keep = start + at + 1;
-        end = start;
-      }
-      if (keep < 0) keep = 0;
-      if (keep < size) {
-        fs.ftruncateSync(fd, keep);
-        io.stderr(`resume: removed an unfinished last line from ${file}\n`);
-      }
-    } finally {
-      fs.closeSync(fd);
-    }
+  if (cutUnfinishedLastLine(file)) {
+    io.stderr(`resume: removed an unfinished last line from ${file}\n`);
   }
   for await (const line of fileLines(file)) {
     if (line.trim() === "") continue;
@@ -231,21 +193,6 @@ function envLimits(io: CliIo): Partial<BatchLimits> | undefined {
     throw new ConfigError(`MFT_BATCH_MAX_ITEMS must be a positive whole number: got '${text}'`);
   }
   return { maxItems: n };
-}
-
-function shellQuote(arg: string): string {
-  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
-}
-
-function sameFile(a: string, b: string): boolean {
-  if (path.resolve(a) === path.resolve(b)) return true;
-  try {
-    const sa = fs.statSync(a);
-    const sb = fs.statSync(b);
-    return sa.ino === sb.ino && sa.dev === sb.dev;
-  } catch {
-    return false;
-  }
 }
 
 /** What `run` hands to batch mode. */

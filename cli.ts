@@ -24,8 +24,15 @@ import type { Provider } from "./src/providers/provider.ts";
 import { QUOTA_OPTIONS, sharedQuota } from "./shared_quota.ts";
 import { connectQuotaStore } from "./redis_connection.ts";
 import { runBatch, type RunStats } from "./src/run.ts";
-import { TextLineStream } from "./src/text_line_stream.ts";
 import { providerFetch } from "./runtime.ts";
+import {
+  cutUnfinishedLastLine,
+  fileBytes,
+  fileLines,
+  linesOf,
+  sameFile,
+  shellQuote,
+} from "./files.ts";
 import { serve } from "./server.ts";
 import { batchCommand, parseBatchFlags, runBatchMode } from "./batch_cli.ts";
 
@@ -164,31 +171,6 @@ function duration(name: string, text: string | undefined): number | undefined {
   }
 }
 
-/** A file read as a byte stream with a plain file handle (portable across Bun, Deno, Node). */
-function fileBytes(file: string): ReadableStream<Uint8Array> {
-  let handle: fs.promises.FileHandle | undefined;
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      handle ??= await fs.promises.open(file, "r");
-      const buffer = new Uint8Array(256 * 1024);
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
-      if (bytesRead === 0) {
-        await handle.close();
-        controller.close();
-      } else {
-        controller.enqueue(buffer.subarray(0, bytesRead));
-      }
-    },
-    async cancel() {
-      await handle?.close();
-    },
-  });
-}
-
-function linesOf(bytes: ReadableStream<Uint8Array>): ReadableStream<string> {
-  return bytes.pipeThrough(new TextDecoderStream()).pipeThrough(new TextLineStream());
-}
-
 /** Non-blank lines in a file, counted on bytes without decoding, for the progress total. */
 async function countLines(file: string): Promise<number> {
   let count = 0;
@@ -250,31 +232,11 @@ async function peekFormat(
 async function answeredIds(file: string, io: CliIo): Promise<IdSet> {
   const ids = new IdSet();
   if (!fs.existsSync(file)) return ids;
-  const size = fs.statSync(file).size;
-  if (size > 0) {
-    const fd = fs.openSync(file, "r+");
-    try {
-      let end = size;
-      const tail = new Uint8Array(64 * 1024);
-      let keep = -1;
-      while (end > 0 && keep < 0) {
-        const start = Math.max(0, end - tail.length);
-        const n = fs.readSync(fd, tail, 0, end - start, start);
-        const at = tail.subarray(0, n).lastIndexOf(10);
-        if (at >= 0) keep = start + at + 1;
-        end = start;
-      }
-      if (keep < 0) keep = 0;
-      if (keep < size) {
-        fs.ftruncateSync(fd, keep);
-        io.stderr(`resume: removed an unfinished last line from ${file}\n`);
-      }
-    } finally {
-      fs.closeSync(fd);
-    }
+  if (cutUnfinishedLastLine(file)) {
+    io.stderr(`resume: removed an unfinished last line from ${file}\n`);
   }
   let lineNo = 0;
-  for await (const line of linesOf(fileBytes(file))) {
+  for await (const line of fileLines(file)) {
     lineNo++;
     if (line.trim() === "") continue;
     let id: string | undefined;
@@ -306,21 +268,6 @@ function fileSink(file: string, append: boolean): Sink {
 
 function stdoutSink(io: CliIo): Sink {
   return { write: (record) => io.stdout(JSON.stringify(record) + "\n"), close: () => {} };
-}
-
-function sameFile(a: string, b: string): boolean {
-  if (path.resolve(a) === path.resolve(b)) return true;
-  try {
-    const sa = fs.statSync(a);
-    const sb = fs.statSync(b);
-    return sa.ino === sb.ino && sa.dev === sb.dev;
-  } catch {
-    return false;
-  }
-}
-
-function shellQuote(arg: string): string {
-  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
 }
 
 /** Runs the CLI with `argv` (without the runtime and script) and returns the exit code. */
@@ -546,7 +493,7 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
     timeoutMs,
     maxAttempts,
     lines,
-    readLines: (file) => linesOf(fileBytes(file)),
+    readLines: fileLines,
     countLines,
     realtime: {
       provider,
@@ -565,7 +512,7 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
     inputFile = `${errorsFile}.retry-${Date.now()}`;
     await lines.cancel();
     fs.renameSync(input, inputFile);
-    lines = linesOf(fileBytes(inputFile));
+    lines = fileLines(inputFile);
     log(`input is the errors file: reading it from ${inputFile}\n`);
   }
   const skip = values.resume ? await answeredIds(output, io) : undefined;

@@ -18,6 +18,7 @@
 import { type Context, Hono } from "hono";
 import process from "node:process";
 import { parseArgs } from "node:util";
+import { mulberry32 } from "../src/_prng.ts";
 
 /** Options of {@link startMockProvider} and {@link createMockApp}. */
 export interface MockProviderOptions {
@@ -341,18 +342,6 @@ function normalizeOptions(opts: MockProviderOptions = {}): NormalizedOptions {
     }
   }
   return o;
-}
-
-/** mulberry32: tiny, fast and good enough to make fault injection reproducible from a seed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 // ---------------------------------------------------------------------------------------------

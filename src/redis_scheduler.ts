@@ -6,6 +6,7 @@
 import { type Clock, systemClock, type TimerHandle } from "./clock.ts";
 import type { RateChange, SlotSource } from "./quota.ts";
 import type { AcquireOptions } from "./scheduler.ts";
+import { Lanes } from "./_lanes.ts";
 
 /**
  * The one Redis command the scheduler needs, injected so that `src/` stays free of runtime
@@ -76,14 +77,6 @@ export interface RedisSchedulerOptions {
 interface Held {
   at: number;
   deadline: number;
-}
-
-interface Waiter {
-  resolve: (releasedAt: number) => void;
-  reject: (reason: unknown) => void;
-  signal?: AbortSignal;
-  onAbort?: () => void;
-  settled: boolean;
 }
 
 /** A script and its SHA-1 (for EVALSHA). */
@@ -263,10 +256,7 @@ export class RedisScheduler implements SlotSource {
   #retryDelay: number;
   #onLost?: (error: unknown) => void;
   #onBack?: (downMs: number) => void;
-  #lanes = new Map<unknown, Waiter[]>();
-  #order: unknown[] = [];
-  #rr = 0;
-  #waiting = 0;
+  #waiters = new Lanes<number>();
   #released = 0;
   #reservations = 0;
   #wasted = 0;
@@ -335,7 +325,7 @@ export class RedisScheduler implements SlotSource {
 
   /** Waiters not yet given a slot. */
   get waiting(): number {
-    return this.#waiting;
+    return this.#waiters.waiting;
   }
 
   /** Slots released since creation. */
@@ -381,29 +371,11 @@ export class RedisScheduler implements SlotSource {
     if (this.#closed) return Promise.reject(this.#closed.reason);
     const { signal, lane = 0 } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise<number>((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject, signal, settled: false };
-      if (signal) {
-        waiter.onAbort = () => {
-          if (waiter.settled) return;
-          waiter.settled = true;
-          this.#waiting--;
-          reject(signal.reason);
-        };
-        signal.addEventListener("abort", waiter.onAbort, { once: true });
-      }
-      let queue = this.#lanes.get(lane);
-      if (!queue) {
-        queue = [];
-        this.#lanes.set(lane, queue);
-        this.#order.push(lane);
-      }
-      queue.push(waiter);
-      this.#waiting++;
-      // A slot already in hand and due goes at once; otherwise make sure one is on its way.
-      this.#release();
-      this.#fill();
-    });
+    const slot = this.#waiters.add(lane, signal);
+    // A slot already in hand and due goes at once; otherwise make sure one is on its way.
+    this.#release();
+    this.#fill();
+    return slot;
   }
 
   /**
@@ -472,12 +444,7 @@ export class RedisScheduler implements SlotSource {
     this.#clearTimer();
     if (this.#retryTimer !== undefined) this.#clock.clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
-    for (const queue of this.#lanes.values()) {
-      for (const w of queue) this.#settle(w)?.reject(reason);
-    }
-    this.#lanes.clear();
-    this.#order = [];
-    this.#waiting = 0;
+    this.#waiters.close(reason);
     this.#held = [];
   }
 
@@ -521,7 +488,7 @@ export class RedisScheduler implements SlotSource {
   /** Starts a reservation if demand wants more slots in hand and none is on its way. */
   #fill(): void {
     if (this.#closed || this.#reserving || this.#retryTimer !== undefined) return;
-    const want = this.#waiting > 0 || this.#hot ? this.#depth() : 0;
+    const want = this.#waiters.waiting > 0 || this.#hot ? this.#depth() : 0;
     if (this.#held.length >= want) return;
     this.#reserving = true;
     this.#reserve();
@@ -600,19 +567,15 @@ export class RedisScheduler implements SlotSource {
         this.#late++;
         continue;
       }
-      const w = this.#next();
-      if (!w) {
+      if (!this.#waiters.resolveNext(now)) {
         // Nobody wants it (the waiter aborted, or demand ended): wasted, not kept, since a slot
         // released later than its time would crowd the next ones.
         this.#wasted++;
         this.#hot = false;
         continue;
       }
-      this.#settle(w);
-      this.#waiting--;
       this.#released++;
       this.#hot = true;
-      w.resolve(now);
     }
     this.#arm(now);
     this.#fill();
@@ -635,31 +598,5 @@ export class RedisScheduler implements SlotSource {
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#timerDue = Infinity;
-  }
-
-  #settle(w: Waiter): Waiter | undefined {
-    if (w.settled) return undefined;
-    w.settled = true;
-    if (w.onAbort) w.signal!.removeEventListener("abort", w.onAbort);
-    return w;
-  }
-
-  /** Next live waiter, round-robin across lanes, FIFO within a lane. */
-  #next(): Waiter | undefined {
-    while (this.#order.length > 0) {
-      if (this.#rr >= this.#order.length) this.#rr = 0;
-      const lane = this.#order[this.#rr];
-      const queue = this.#lanes.get(lane)!;
-      let w = queue.shift();
-      while (w && w.settled) w = queue.shift();
-      if (queue.length === 0) {
-        this.#order.splice(this.#rr, 1);
-        this.#lanes.delete(lane);
-      } else {
-        this.#rr++;
-      }
-      if (w) return w;
-    }
-    return undefined;
   }
 }

@@ -4,6 +4,7 @@
  * @module
  */
 import { type Clock, systemClock, type TimerHandle } from "./clock.ts";
+import { Lanes } from "./_lanes.ts";
 
 /** Options for {@linkcode Scheduler}. */
 export interface SchedulerOptions {
@@ -29,36 +30,6 @@ export interface AcquireOptions {
   signal?: AbortSignal;
   /** Waiters are served round-robin across lanes (one per caller/run), FIFO within a lane. @default 0 */
   lane?: unknown;
-}
-
-interface Waiter {
-  resolve: (releasedAt: number) => void;
-  reject: (reason: unknown) => void;
-  signal?: AbortSignal;
-  onAbort?: () => void;
-  settled: boolean;
-}
-
-/** A FIFO with O(1) shift, so long queues of waiters stay cheap. */
-class Queue<T> {
-  #items: (T | undefined)[] = [];
-  #head = 0;
-  get length(): number {
-    return this.#items.length - this.#head;
-  }
-  push(item: T): void {
-    this.#items.push(item);
-  }
-  shift(): T | undefined {
-    if (this.#head >= this.#items.length) return undefined;
-    const item = this.#items[this.#head];
-    this.#items[this.#head++] = undefined;
-    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
-      this.#items = this.#items.slice(this.#head);
-      this.#head = 0;
-    }
-    return item;
-  }
 }
 
 function assertRate(rate: number): void {
@@ -102,10 +73,9 @@ export class Scheduler {
   #k = 1;
   #spanMs = 0;
   #pausedUntil = -Infinity;
-  #lanes = new Map<unknown, Queue<Waiter>>();
-  #order: unknown[] = [];
-  #rr = 0;
-  #waiting = 0;
+  #waiters = new Lanes<number>(() => {
+    if (this.#waiters.waiting === 0) this.#idleSince = this.#clock.now();
+  });
   /** Clock time the last waiter left; meaningful while nobody waits. */
   #idleSince = 0;
   #released = 0;
@@ -133,7 +103,7 @@ export class Scheduler {
 
   /** Waiters not yet given a slot. */
   get waiting(): number {
-    return this.#waiting;
+    return this.#waiters.waiting;
   }
 
   /** Slots released since creation. */
@@ -154,35 +124,17 @@ export class Scheduler {
     if (this.#closed) return Promise.reject(this.#closed.reason);
     const { signal, lane = 0 } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise<number>((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject, signal, settled: false };
-      if (signal) {
-        waiter.onAbort = () => {
-          if (waiter.settled) return;
-          waiter.settled = true;
-          if (--this.#waiting === 0) this.#idleSince = this.#clock.now();
-          reject(signal.reason);
-        };
-        signal.addEventListener("abort", waiter.onAbort, { once: true });
+    if (this.#waiters.waiting === 0) {
+      // Idle: slots nobody wanted are not owed to anyone.
+      const now = this.#clock.now();
+      if (now - this.#idleSince > this.#maxLagMs && this.#nextDue() < now) {
+        this.#t0 = now;
+        this.#n = 0;
       }
-      if (this.#waiting === 0) {
-        // Idle: slots nobody wanted are not owed to anyone.
-        const now = this.#clock.now();
-        if (now - this.#idleSince > this.#maxLagMs && this.#nextDue() < now) {
-          this.#t0 = now;
-          this.#n = 0;
-        }
-      }
-      let queue = this.#lanes.get(lane);
-      if (!queue) {
-        queue = new Queue();
-        this.#lanes.set(lane, queue);
-      }
-      if (queue.length === 0) this.#order.push(lane);
-      queue.push(waiter);
-      this.#waiting++;
-      this.#pump();
-    });
+    }
+    const slot = this.#waiters.add(lane, signal);
+    this.#pump();
+    return slot;
   }
 
   /**
@@ -194,7 +146,7 @@ export class Scheduler {
     if (rate === this.#rate) return;
     const now = this.#clock.now();
     // Idle time is not owed to anyone (as in acquire); a queue that is behind keeps its lag.
-    this.#t0 = Math.max(this.#nextDue(), this.#waiting === 0 ? now : now - this.#maxLagMs);
+    this.#t0 = Math.max(this.#nextDue(), this.#waiters.waiting === 0 ? now : now - this.#maxLagMs);
     this.#n = 0;
     this.#applyRate(rate);
     this.#rearm();
@@ -212,12 +164,7 @@ export class Scheduler {
     if (this.#closed) return;
     this.#closed = { reason };
     this.#clearTimer();
-    for (const queue of this.#lanes.values()) {
-      for (let w = queue.shift(); w; w = queue.shift()) this.#settle(w)?.reject(reason);
-    }
-    this.#lanes.clear();
-    this.#order = [];
-    this.#waiting = 0;
+    this.#waiters.close(reason);
   }
 
   #applyRate(rate: number): void {
@@ -276,49 +223,20 @@ export class Scheduler {
     return due;
   }
 
-  #settle(w: Waiter): Waiter | undefined {
-    if (w.settled) return undefined;
-    w.settled = true;
-    if (w.onAbort) w.signal!.removeEventListener("abort", w.onAbort);
-    return w;
-  }
-
-  /** Next live waiter, round-robin across lanes. */
-  #next(): Waiter | undefined {
-    while (this.#order.length > 0) {
-      if (this.#rr >= this.#order.length) this.#rr = 0;
-      const lane = this.#order[this.#rr];
-      const queue = this.#lanes.get(lane)!;
-      let w = queue.shift();
-      while (w && w.settled) w = queue.shift();
-      if (queue.length === 0) {
-        this.#order.splice(this.#rr, 1);
-        this.#lanes.delete(lane);
-      } else {
-        this.#rr++;
-      }
-      if (w) return w;
-    }
-    return undefined;
-  }
-
   #pump(): void {
     if (this.#closed) return;
     const now = this.#clock.now();
-    while (this.#waiting > 0) {
+    while (this.#waiters.waiting > 0) {
       const due = this.#nextAllowed();
       if (due > now) {
         this.#armAt(due, now);
         return;
       }
-      const w = this.#next();
-      if (!w) break;
-      this.#settle(w);
-      if (--this.#waiting === 0) this.#idleSince = now;
+      if (!this.#waiters.resolveNext(now)) break;
+      if (this.#waiters.waiting === 0) this.#idleSince = now;
       this.#n++;
       this.#released++;
       this.#record(now);
-      w.resolve(now);
     }
     this.#clearTimer();
   }
@@ -336,7 +254,7 @@ export class Scheduler {
 
   #rearm(): void {
     this.#clearTimer();
-    if (this.#waiting > 0) this.#pump();
+    if (this.#waiters.waiting > 0) this.#pump();
   }
 
   #clearTimer(): void {

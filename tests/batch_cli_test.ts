@@ -12,9 +12,8 @@ import {
   type MockBatchServer,
   startMockBatch,
 } from "../scripts/mock_batch.ts";
+import { cliHarness, readJsonl } from "./_cli.ts";
 
-const ROOT = path.resolve(import.meta.dir, "..");
-const CLI = path.join(ROOT, "cli.ts");
 const KEY = "sk-batch-test-0123456789";
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mft-batch-cli-"));
 let mock: MockBatchServer | undefined;
@@ -36,50 +35,12 @@ async function serve(options: MockBatchOptions = {}): Promise<MockBatchServer> {
   return mock;
 }
 
-function env(extra: Record<string, string> = {}): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && !/API_KEY|BASE_URL|BUN_CONFIG_MAX_HTTP_REQUESTS|^MFT_/.test(k)) {
-      out[k] = v;
-    }
-  }
-  return { ...out, MFT_BATCH_POLL_INTERVAL: "10ms", ...extra };
-}
-
-function spawnCli(args: string[], extra: Record<string, string> = {}) {
-  return Bun.spawn([process.execPath, CLI, ...args], {
-    cwd: dir,
-    env: env(extra),
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-    detached: true,
-  });
-}
-
-async function cli(args: string[], extra: Record<string, string> = {}) {
-  const p = spawnCli(args, extra);
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(p.stdout).text(),
-    new Response(p.stderr).text(),
-    p.exited,
-  ]);
-  return { code, stdout, stderr };
-}
-
-function input(name: string, lines: unknown[]): string {
-  const p = path.join(dir, name);
-  fs.writeFileSync(
-    p,
-    lines.map((l) => (typeof l === "string" ? l : JSON.stringify(l))).join("\n") + "\n",
-  );
-  return p;
-}
-
-function readJsonl(p: string): Record<string, unknown>[] {
-  if (!fs.existsSync(p)) return [];
-  return fs.readFileSync(p, "utf8").split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
-}
+const { spawnCli, cli, file: input } = cliHarness({
+  dir: () => dir,
+  drop: /API_KEY|BASE_URL|BUN_CONFIG_MAX_HTTP_REQUESTS|^MFT_/,
+  env: { MFT_BATCH_POLL_INTERVAL: "10ms" },
+  detached: true,
+});
 
 const prompts = (n: number, tag: string) =>
   Array.from({ length: n }, (_, i) => ({ id: `${tag}${i}`, prompt: `question ${tag}${i}` }));

@@ -9,9 +9,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { type MockProvider, startMockProvider } from "../scripts/mock_provider.ts";
 import { MAX_RATE_LIMIT_RETRIES } from "../src/run.ts";
+import { cliHarness, readJsonl, ROOT } from "./_cli.ts";
 
-const ROOT = path.resolve(import.meta.dir, "..");
-const CLI = path.join(ROOT, "cli.ts");
 const KEY = "sk-test-0123456789abcdef";
 let mock: MockProvider;
 let dir: string;
@@ -25,60 +24,11 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function baseEnv(extra: Record<string, string> = {}): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && !/API_KEY|BASE_URL|BUN_CONFIG_MAX_HTTP_REQUESTS/.test(k)) env[k] = v;
-  }
-  return { ...env, ...extra };
-}
-
-function spawnCli(args: string[], env: Record<string, string> = {}, stdin?: string) {
-  return Bun.spawn([process.execPath, CLI, ...args], {
-    cwd: dir,
-    env: baseEnv(env),
-    stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin),
-    stdout: "pipe",
-    stderr: "pipe",
-    detached: true, // its own process group, so a test can signal it the way a terminal does
-  });
-}
-
-async function cli(
-  args: string[],
-  env: Record<string, string> = {},
-  stdin?: string,
-): Promise<Result> {
-  const p = spawnCli(args, env, stdin);
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(p.stdout).text(),
-    new Response(p.stderr).text(),
-    p.exited,
-  ]);
-  return { code, stdout, stderr };
-}
-
-function file(name: string, lines: unknown[]): string {
-  const p = path.join(dir, name);
-  fs.writeFileSync(
-    p,
-    lines.map((l) => (typeof l === "string" ? l : JSON.stringify(l))).join("\n") + "\n",
-  );
-  return p;
-}
-
-function readJsonl(p: string): Record<string, unknown>[] {
-  if (!fs.existsSync(p)) return [];
-  return fs.readFileSync(p, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) =>
-    JSON.parse(l)
-  );
-}
+const { spawnCli, cli, file } = cliHarness({
+  dir: () => dir,
+  drop: /API_KEY|BASE_URL|BUN_CONFIG_MAX_HTTP_REQUESTS/,
+  detached: true, // its own process group, so a test can signal it the way a terminal does
+});
 
 const openai = (
   extra: string[] = [],

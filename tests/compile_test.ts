@@ -12,8 +12,8 @@ import * as path from "node:path";
 import { maxPerWindow, type MockProvider, startMockProvider } from "../scripts/mock_provider.ts";
 import { TextLineStream } from "../src/text_line_stream.ts";
 import pkg from "../package.json" with { type: "json" };
+import { cliHarness, readJsonl, ROOT } from "./_cli.ts";
 
-const ROOT = path.resolve(import.meta.dir, "..");
 const KEY = "sk-compile-test-0123456789";
 let dir: string;
 let bin: string;
@@ -41,52 +41,19 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** The environment a user would have: none of this machine's keys, base URLs or Bun settings. */
-function userEnv(extra: Record<string, string> = {}): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && !/API_KEY|BASE_URL|^BUN_CONFIG_|^MFT_/.test(k)) env[k] = v;
-  }
-  return { ...env, ...extra };
-}
-
-/** Starts the binary in its own process group, as a terminal would (Ctrl-C signals the group). */
-function spawnBin(args: string[], env: Record<string, string> = {}) {
-  return Bun.spawn([bin, ...args], {
-    cwd: dir,
-    env: userEnv(env),
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-    detached: true,
-  });
-}
-
-async function runBin(args: string[], env: Record<string, string> = {}) {
-  const p = spawnBin(args, env);
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(p.stdout).text(),
-    new Response(p.stderr).text(),
-    p.exited,
-  ]);
-  return { code, stdout, stderr };
-}
-
-function writeInput(name: string, lines: string[]): string {
-  const file = path.join(dir, name);
-  fs.writeFileSync(file, lines.join("\n") + "\n");
-  return file;
-}
+/**
+ * The binary in its own process group, as a terminal would start it (Ctrl-C signals the group),
+ * with the environment a user would have: none of this machine's keys, base URLs or Bun settings.
+ */
+const { spawnCli: spawnBin, cli: runBin, file: writeInput } = cliHarness({
+  dir: () => dir,
+  drop: /API_KEY|BASE_URL|^BUN_CONFIG_|^MFT_/,
+  command: () => [bin],
+  detached: true,
+});
 
 function prompts(n: number, tag: string): string[] {
   return Array.from({ length: n }, (_, i) => JSON.stringify({ id: `${tag}${i}`, prompt: `${i}` }));
-}
-
-function readJsonl(file: string): Record<string, unknown>[] {
-  if (!fs.existsSync(file)) return [];
-  return fs.readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) =>
-    JSON.parse(l)
-  );
 }
 
 /** Signals the whole process group, so nothing the binary started is left behind. */

@@ -6,13 +6,13 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { type MockProvider, startMockProvider } from "../scripts/mock_provider.ts";
+import { freePort } from "../scripts/redis_test_server.ts";
 import { TextLineStream } from "../src/text_line_stream.ts";
+import { readJsonl, ROOT } from "./_cli.ts";
 
-const ROOT = path.resolve(import.meta.dir, "..");
 const DENO = path.join(ROOT, "node_modules/.bin/deno");
 const KEY = "sk-deno-e2e-0123456789";
 
@@ -58,28 +58,9 @@ function spawnDeno(args: string[], env: Record<string, string>) {
   });
 }
 
-function readJsonl(file: string): Record<string, unknown>[] {
-  if (!fs.existsSync(file)) return [];
-  return fs.readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) =>
-    JSON.parse(l)
-  );
-}
-
 function prompts(n: number, tag: string): string {
   return Array.from({ length: n }, (_, i) => JSON.stringify({ id: `${tag}${i}`, prompt: `${i}` }))
     .join("\n") + "\n";
-}
-
-/** A port free right now on 127.0.0.1, so `--allow-net` can name it. */
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 test("deno run cli.ts run: narrow permissions, real run against the mock provider", async () => {

@@ -2,6 +2,7 @@
 // "auto" ramping, x-ratelimit-* headers, and the tokens-per-minute gate. Every assertion is on
 // rates and release times, never on the wall clock.
 import { expect, test } from "bun:test";
+import { mulberry32 } from "../src/_prng.ts";
 import { type Clock, delay } from "../src/clock.ts";
 import type { FailureInfo } from "../src/errors.ts";
 import { Quota, TOKEN_BURST_SHARE } from "../src/quota.ts";
@@ -952,18 +953,6 @@ test("Quota admits a request larger than the bucket while smaller ones keep arri
   quota.close();
   await Promise.all(workers);
 });
-
-/** A seeded PRNG (mulberry32): the same sequence on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Runs `work` to completion on a {@linkcode SyncClock}: lets promise callbacks settle, then

@@ -10,9 +10,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { maxPerWindow, type MockProvider, startMockProvider } from "../scripts/mock_provider.ts";
 import { freePort, type RedisServer, startRedisServer } from "../scripts/redis_test_server.ts";
+import { CLI, cliHarness, finish } from "./_cli.ts";
 
-const ROOT = path.resolve(import.meta.dir, "..");
-const CLI = path.join(ROOT, "cli.ts");
 const KEY = "sk-test-quota-0123456789";
 let mock: MockProvider;
 let redis: RedisServer;
@@ -29,41 +28,15 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function baseEnv(extra: Record<string, string> = {}): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && !/API_KEY|BASE_URL|MFT_QUOTA_URL/.test(k)) env[k] = v;
-  }
-  return { ...env, OPENAI_API_KEY: KEY, ...extra };
-}
-
-function spawnCli(args: string[], env: Record<string, string> = {}) {
-  return Bun.spawn([process.execPath, CLI, "run", ...args], {
-    cwd: dir,
-    env: baseEnv(env),
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-}
-
-async function finish(p: ReturnType<typeof spawnCli>) {
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(p.stdout).text(),
-    new Response(p.stderr).text(),
-    p.exited,
-  ]);
-  return { code, stdout, stderr };
-}
+const { env: baseEnv, spawnCli, file } = cliHarness({
+  dir: () => dir,
+  drop: /API_KEY|BASE_URL|MFT_QUOTA_URL/,
+  env: { OPENAI_API_KEY: KEY },
+  command: () => [process.execPath, CLI, "run"],
+});
 
 function input(name: string, n: number): string {
-  const p = path.join(dir, name);
-  const lines = Array.from(
-    { length: n },
-    (_, i) => JSON.stringify({ id: `${name}-${i}`, prompt: `q${i}` }),
-  );
-  fs.writeFileSync(p, lines.join("\n") + "\n");
-  return p;
+  return file(name, Array.from({ length: n }, (_, i) => ({ id: `${name}-${i}`, prompt: `q${i}` })));
 }
 
 function lineCount(p: string): number {

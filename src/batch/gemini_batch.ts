@@ -6,14 +6,13 @@
  * @module
  */
 import * as v from "valibot";
-import { chatToGemini, openAIBodyToChat, toChatCompletion } from "../convert.ts";
+import { chatToGemini, openAIBodyToChat } from "../convert.ts";
 import type { ProviderResponse, RequestItem } from "../formats.ts";
 import {
   classifyGemini,
   GEMINI_BASE_URL,
   GEMINI_DEFAULT_MODEL,
-  textOf,
-  usageOf,
+  geminiResponse,
 } from "../providers/gemini.ts";
 import { createClient, type HttpProviderOptions } from "../providers/provider.ts";
 import type {
@@ -360,18 +359,7 @@ export function createGeminiBatchBackend(options: GeminiBatchOptions = {}): Batc
       }
     },
     response(item, result): ProviderResponse {
-      const used = modelOf(item, model);
-      const usage = usageOf(result.body);
-      const text = textOf(result.body);
-      return {
-        status: result.status,
-        body: item.format === "openai-batch" ? toChatCompletion(text, usage, used) : result.body,
-        text,
-        usage,
-        requestId: typeof result.body.responseId === "string" ? result.body.responseId : undefined,
-        provider: "gemini",
-        model: used,
-      };
+      return geminiResponse(item, result.status, result.body, modelOf(item, model));
     },
   };
 }

@@ -4,14 +4,13 @@
  * @module
  */
 import * as v from "valibot";
-import { chatToOpenAI, geminiToChat, toGenerateContentResponse } from "../convert.ts";
+import { chatToOpenAI, geminiToChat } from "../convert.ts";
 import type { ProviderResponse, RequestItem } from "../formats.ts";
 import {
   classifyOpenAI,
   OPENAI_BASE_URL,
   OPENAI_DEFAULT_MODEL,
-  textOf,
-  usageOf,
+  openAIResponse,
 } from "../providers/openai.ts";
 import { createClient, type HttpProviderOptions, joinUrl } from "../providers/provider.ts";
 import type {
@@ -270,27 +269,14 @@ export function createOpenAIBatchBackend(options: OpenAIBatchOptions = {}): Batc
       }
     },
     response(item, result): ProviderResponse {
-      const usage = usageOf(result.body);
-      const text = textOf(result.body);
       const requested = item.format === "openai-batch"
         ? item.body.model
         : item.format === "simple"
         ? item.chat.model
         : undefined;
-      const answered = typeof result.body.model === "string"
-        ? result.body.model
-        : String(requested ?? model);
-      return {
-        status: result.status,
-        body: item.format === "gemini-batch"
-          ? toGenerateContentResponse(text, usage, answered)
-          : result.body,
-        text,
-        usage,
+      return openAIResponse(item, result.status, result.body, String(requested ?? model), {
         requestId: result.requestId,
-        provider: "openai",
-        model: answered,
-      };
+      });
     },
   };
 }

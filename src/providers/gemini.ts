@@ -10,6 +10,7 @@ import { parseDuration } from "../retry.ts";
 import {
   classifyByStatus,
   createClient,
+  failureMessage,
   type HttpProviderOptions,
   joinUrl,
   postJson,
@@ -36,11 +37,7 @@ export function classifyGemini(status: number, body: unknown, headers: Headers):
   const error = (body as { error?: { message?: unknown; status?: unknown; details?: Detail[] } })
     ?.error;
   const code = typeof error?.status === "string" ? error.status : `http_${status}`;
-  const message = typeof error?.message === "string"
-    ? error.message
-    : typeof body === "string"
-    ? `HTTP ${status}: ${body.slice(0, 200)}`
-    : `HTTP ${status}`;
+  const message = failureMessage(status, body, error?.message);
   const info = classifyByStatus(status, code, message, headers);
   for (const detail of Array.isArray(error?.details) ? error.details : []) {
     const type = detail?.["@type"] ?? "";
@@ -62,8 +59,8 @@ export function classifyGemini(status: number, body: unknown, headers: Headers):
   return info;
 }
 
-/** Token usage of a Gemini response body (shared with batch mode). */
-export function usageOf(body: Record<string, unknown>): Usage {
+/** Token usage of a Gemini response body. */
+function usageOf(body: Record<string, unknown>): Usage {
   const u = (body.usageMetadata ?? {}) as Record<string, unknown>;
   const num = (x: unknown) => (typeof x === "number" ? x : 0);
   return {
@@ -72,8 +69,8 @@ export function usageOf(body: Record<string, unknown>): Usage {
   };
 }
 
-/** Answer text of a Gemini response body, or null (shared with batch mode). */
-export function textOf(body: Record<string, unknown>): string | null {
+/** Answer text of a Gemini response body, or null. */
+function textOf(body: Record<string, unknown>): string | null {
   const parts = (body.candidates as
     | { content?: { parts?: { text?: unknown; thought?: unknown }[] } }[]
     | undefined)
@@ -83,6 +80,29 @@ export function textOf(body: Record<string, unknown>): string | null {
     p.text as string
   );
   return texts.length ? texts.join("") : null;
+}
+
+/**
+ * The {@linkcode ProviderResponse} to `item` of a Gemini response body from `model` (shared with
+ * batch mode): an OpenAI batch line gets a Chat Completion, any other line the body as it is.
+ */
+export function geminiResponse(
+  item: RequestItem,
+  status: number,
+  body: Record<string, unknown>,
+  model: string,
+): ProviderResponse {
+  const usage = usageOf(body);
+  const text = textOf(body);
+  return {
+    status,
+    body: item.format === "openai-batch" ? toChatCompletion(text, usage, model) : body,
+    text,
+    usage,
+    requestId: typeof body.responseId === "string" ? body.responseId : undefined,
+    provider: "gemini",
+    model,
+  };
 }
 
 /** Creates the Gemini adapter. */
@@ -126,17 +146,7 @@ export function createGeminiProvider(options: HttpProviderOptions = {}): Provide
         apiKey: options.apiKey,
         classify: classifyGemini,
       });
-      const usage = usageOf(res.body);
-      const text = textOf(res.body);
-      return {
-        status: res.status,
-        body: item.format === "openai-batch" ? toChatCompletion(text, usage, model) : res.body,
-        text,
-        usage,
-        requestId: typeof res.body.responseId === "string" ? res.body.responseId : undefined,
-        provider: "gemini",
-        model,
-      };
+      return geminiResponse(item, res.status, res.body, model);
     },
   };
 }

@@ -3,6 +3,7 @@
  * configurable fraction of requests, and needs no key and no network.
  * @module
  */
+import { mulberry32 } from "../_prng.ts";
 import { type Clock, delay, systemClock } from "../clock.ts";
 import {
   geminiToChat,
@@ -36,18 +37,6 @@ export interface MockProviderOptions {
 /** Requests per second when none is set: fast, it is local. */
 export const MOCK_DEFAULT_RATE = 1000;
 
-/** mulberry32: a tiny seeded PRNG, so failure patterns are reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function chatOf(item: RequestItem): ChatRequest {
   if (item.format === "simple") return item.chat;
   if (item.format === "gemini-batch") return geminiToChat(item.request);
@@ -68,7 +57,7 @@ export function createMockProvider(options: MockProviderOptions = {}): Provider 
       `Cannot mock as 'failureRate' must be in [0, 1]: current value is ${failureRate}`,
     );
   }
-  const random = prng(seed);
+  const random = mulberry32(seed);
   return {
     name: "mock",
     model,

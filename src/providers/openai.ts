@@ -10,6 +10,7 @@ import { parseRateLimitHeaders } from "../rate_limit_headers.ts";
 import {
   classifyByStatus,
   createClient,
+  failureMessage,
   type HttpProviderOptions,
   joinUrl,
   postJson,
@@ -32,11 +33,7 @@ export function classifyOpenAI(status: number, body: unknown, headers: Headers):
     : typeof error?.type === "string"
     ? error.type
     : `http_${status}`;
-  const message = typeof error?.message === "string"
-    ? error.message
-    : typeof body === "string"
-    ? `HTTP ${status}: ${body.slice(0, 200)}`
-    : `HTTP ${status}`;
+  const message = failureMessage(status, body, error?.message);
   const info = classifyByStatus(status, code, message, headers);
   if (code === "insufficient_quota" || error?.type === "insufficient_quota") {
     info.retryable = false;
@@ -50,8 +47,8 @@ export function classifyOpenAI(status: number, body: unknown, headers: Headers):
   return info;
 }
 
-/** Token usage of an OpenAI response body (shared with batch mode). */
-export function usageOf(body: Record<string, unknown>): Usage {
+/** Token usage of an OpenAI response body. */
+function usageOf(body: Record<string, unknown>): Usage {
   const u = (body.usage ?? {}) as Record<string, unknown>;
   const num = (x: unknown) => (typeof x === "number" ? x : 0);
   return {
@@ -60,8 +57,8 @@ export function usageOf(body: Record<string, unknown>): Usage {
   };
 }
 
-/** Answer text of an OpenAI response body, or null (shared with batch mode). */
-export function textOf(body: Record<string, unknown>): string | null {
+/** Answer text of an OpenAI response body, or null. */
+function textOf(body: Record<string, unknown>): string | null {
   const choice = (body.choices as { message?: { content?: unknown }; text?: unknown }[] | undefined)
     ?.[0];
   if (typeof choice?.message?.content === "string") return choice.message.content;
@@ -75,6 +72,32 @@ export function textOf(body: Record<string, unknown>): string | null {
     return texts.length ? texts.join("") : null;
   }
   return null;
+}
+
+/**
+ * The {@linkcode ProviderResponse} to `item` of an OpenAI response body (shared with batch mode):
+ * a Gemini batch line gets a GenerateContentResponse, any other line the body as it is. The model
+ * is the one the body names, else `requested`.
+ */
+export function openAIResponse(
+  item: RequestItem,
+  status: number,
+  body: Record<string, unknown>,
+  requested: string,
+  more: Pick<ProviderResponse, "requestId" | "rateLimit">,
+): ProviderResponse {
+  const usage = usageOf(body);
+  const text = textOf(body);
+  const model = typeof body.model === "string" ? body.model : requested;
+  return {
+    status,
+    body: item.format === "gemini-batch" ? toGenerateContentResponse(text, usage, model) : body,
+    text,
+    usage,
+    ...more,
+    provider: "openai",
+    model,
+  };
 }
 
 /** Creates the OpenAI adapter. */
@@ -106,23 +129,10 @@ export function createOpenAIProvider(options: HttpProviderOptions = {}): Provide
         apiKey: options.apiKey,
         classify: classifyOpenAI,
       });
-      const usage = usageOf(res.body);
-      const text = textOf(res.body);
-      const answeredModel = typeof res.body.model === "string"
-        ? res.body.model
-        : String(body.model);
-      return {
-        status: res.status,
-        body: item.format === "gemini-batch"
-          ? toGenerateContentResponse(text, usage, answeredModel)
-          : res.body,
-        text,
-        usage,
+      return openAIResponse(item, res.status, res.body, String(body.model), {
         requestId: res.headers.get("x-request-id") ?? undefined,
         rateLimit: parseRateLimitHeaders(res.headers),
-        provider: "openai",
-        model: answeredModel,
-      };
+      });
     },
   };
 }

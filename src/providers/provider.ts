@@ -81,6 +81,18 @@ export function classifyByStatus(
   };
 }
 
+/**
+ * The message of a failure: the provider's own (`message`, from its error body), else the start
+ * of a body that is not JSON, else the status.
+ */
+export function failureMessage(status: number, body: unknown, message: unknown): string {
+  return typeof message === "string"
+    ? message
+    : typeof body === "string"
+    ? `HTTP ${status}: ${body.slice(0, 200)}`
+    : `HTTP ${status}`;
+}
+
 /** Result of {@linkcode postJson}. */
 export interface JsonResponse {
   status: number;
