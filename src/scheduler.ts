@@ -15,9 +15,10 @@ export interface SchedulerOptions {
   /**
    * How long the scheduler may sit with nobody waiting before the slots nobody took are
    * forgiven: the next waiter re-anchors the grid at "now", so an idle pause never turns into a
-   * burst. Shorter gaps (a run reading its next line between two slots) keep the grid, so late
-   * timers are still caught up, within the window rule.
-   * @default 20
+   * burst. Shorter gaps (a run reading its next line between two slots, or a busy event loop
+   * making it late for the next) keep the grid, so late slots are still caught up, within the
+   * window rule. At most `rate × maxLagMs / 1000` slots go at once after a short idle gap.
+   * @default 100
    */
   maxLagMs?: number;
   /** Closes the scheduler: every waiter rejects with the signal's reason. */
@@ -85,7 +86,7 @@ export class Scheduler {
 
   constructor(options: SchedulerOptions) {
     this.#clock = options.clock ?? systemClock;
-    this.#maxLagMs = options.maxLagMs ?? 20;
+    this.#maxLagMs = options.maxLagMs ?? 100;
     this.#t0 = this.#clock.now();
     this.#idleSince = this.#t0;
     this.#applyRate(options.rate);
