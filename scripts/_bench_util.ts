@@ -4,7 +4,7 @@
  * Runs under Bun and Deno (node: built-ins only, plus the runtime globals).
  * @module
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -174,4 +174,29 @@ export function busyCores(
 ): number {
   const total = b.total - a.total;
   return total > 0 ? ((b.busy - a.busy) / total) * os.cpus().length : 0;
+}
+
+/** The checked-out commit, e.g. `6e24a5b` or `6e24a5b + uncommitted changes`; "unknown" without git. */
+export function gitRevision(): string {
+  try {
+    const git = (args: string[]) =>
+      execFileSync("git", args, {
+        cwd: ROOT,
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "ignore"],
+      })
+        .trim();
+    const head = git(["rev-parse", "--short", "HEAD"]);
+    const dirty = git(["status", "--porcelain", "--untracked-files=no"]) !== "";
+    return dirty ? `${head} + uncommitted changes` : head;
+  } catch {
+    return "unknown";
+  }
+}
+
+/** How to rerun the current script: `bun scripts/x.ts …` or `deno run -A scripts/x.ts …`. */
+export function rerunCommand(script: string): string {
+  const runtime = currentRuntime();
+  const prefix = runtime === "deno" ? "deno run -A" : runtime;
+  return [prefix, script, ...process.argv.slice(2)].join(" ");
 }
