@@ -701,9 +701,12 @@ export const BUN_MAX_HTTP_REQUESTS = "65535";
  */
 async function relaunchForBunFetchCap(): Promise<number | undefined> {
   if (!("Bun" in globalThis) || process.env.BUN_CONFIG_MAX_HTTP_REQUESTS) return undefined;
-  const { spawn } = await import("node:child_process");
   // A compiled executable sees its own embedded entry ("/$bunfs/...") as argv[1].
   const args = process.argv.slice(process.argv[1]?.includes("$bunfs") ? 2 : 1);
+  // Only the commands that open many requests pay for a second process start.
+  const command = process.argv[2]; // argv[1] is the script or the embedded entry
+  if (command !== "run" && command !== "serve") return undefined;
+  const { spawn } = await import("node:child_process");
   const child = spawn(process.execPath, args, {
     stdio: "inherit",
     env: { ...process.env, BUN_CONFIG_MAX_HTTP_REQUESTS: BUN_MAX_HTTP_REQUESTS },
