@@ -289,6 +289,7 @@ function steadyRate(pass: Pass): number | undefined {
 }
 
 async function main(): Promise<void> {
+  const code = gitRevision(); // before the run: the code the run loads
   const { values } = parseArgs({
     args: process.argv.slice(2),
     options: {
@@ -408,7 +409,7 @@ async function main(): Promise<void> {
       `- CLI runtime: ${runtime === currentRuntime() ? runtimeVersion() : runtimeBinary(runtime)}`,
       `- machine: ${machineInfo()}`,
       `- command: \`${command}\``,
-      `- code: ${gitRevision()}`,
+      `- code: ${code}`,
       `- each pass: \`cli.ts run input.jsonl --provider mock --mock-latency ${latency} ` +
       `--rate-limit ${rate} --output output.jsonl --quiet\` (in-process mock provider: at ` +
       `${rate} req/s and ${latency} about ${

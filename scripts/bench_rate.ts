@@ -261,6 +261,7 @@ const READING = [
 ];
 
 async function main(): Promise<void> {
+  const code = gitRevision(); // before the run: the code the run loads
   const { values } = parseArgs({
     args: process.argv.slice(2),
     options: {
@@ -351,7 +352,7 @@ async function main(): Promise<void> {
       `- runtime: ${runtimeVersion()}; mock provider in its own ${mockRuntime} process`,
       `- machine: ${machineInfo()}`,
       `- command: \`${command}\``,
-      `- code: ${gitRevision()}`,
+      `- code: ${code}`,
       `- mock latency ${latency} ms; N = max(${seconds} × R, ${minRequests}) requests per row;` +
       ` measured at the mock: achieved = (count − 1) / (last − first arrival),` +
       ` window = most arrivals in any sliding [t, t + 1 s); total ${fmt(totalS, 0)} s`,
