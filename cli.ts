@@ -101,8 +101,9 @@ Options:
 
 Keys come from the environment only: GEMINI_API_KEY (or GOOGLE_API_KEY), OPENAI_API_KEY.
 Exit codes: 0 all ok · 1 finished, some lines in the errors file · 2 usage, configuration or
-input-file error (nothing sent) · 3 stopped by the provider: billing, auth or a spent daily quota
-(resume with --resume) · 130 interrupted (resume with --resume).
+input-file error (nothing sent) · 3 stopped by the provider: billing, auth, a spent daily quota,
+or a model/parameter it refuses on the first answers (resume with --resume) · 130 interrupted
+(resume with --resume). Answers without text (blocked, cut off, refused) go to the errors file.
 `;
 
 /** Where the CLI reads and writes; swapped in tests. */
@@ -451,6 +452,8 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
     timeoutMs,
     mock: { latencyMs: mockLatency, failureRate },
     fetch: providerFetch(),
+    // Said even with --quiet: a dropped parameter changes what the answers are.
+    onWarning: (message) => io.stderr(`warning: ${message}\n`),
   });
   const targetRate = rate ?? DEFAULT_RATES[providerName];
 
@@ -609,7 +612,11 @@ function fatalMessage(fatal: NonNullable<RunStats["fatal"]>, provider: string): 
     case "billing":
       return `stopped: the account has no quota or credit left (${said}). Nothing more was sent; check billing, then resume.`;
     case "auth":
-      return `stopped: the API key was refused (${said}). Nothing more was sent; fix the key, then resume.`;
+      return `stopped: the API key or its project was refused (${said}). Nothing more was sent; fix the key or enable the API for the project, then resume.`;
+    case "config":
+      return `stopped: the provider refused the run's configuration before any answer succeeded (${said}${
+        fatal.param ? `; parameter '${fatal.param}'` : ""
+      }). Nothing more was sent; fix the model or the parameter (--model, the lines' fields), then resume.`;
     case "daily_quota": {
       const resetMs = provider === "gemini"
         ? msToMidnightPacific(Date.now())

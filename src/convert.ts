@@ -3,6 +3,7 @@
  * format can go to any provider and come back in the shape its format expects.
  * @module
  */
+import { type FinishReason, toGeminiFinishReason } from "./finish_reason.ts";
 import { type ChatRequest, contentText, type Usage } from "./formats.ts";
 
 type Json = Record<string, unknown>;
@@ -79,12 +80,25 @@ export function geminiToChat(request: Json): ChatRequest {
   return chat;
 }
 
-/** A minimal OpenAI chat.completion body, for a Gemini answer to an OpenAI batch line. */
-export function toChatCompletion(text: string | null, usage: Usage, model: string): Json {
+/**
+ * A minimal OpenAI chat.completion body, for a Gemini answer to an OpenAI batch line. The finish
+ * reason is the answer's own, mapped to OpenAI's words (`MAX_TOKENS` is `length`, filters are
+ * `content_filter`); `stop` when it gave none.
+ */
+export function toChatCompletion(
+  text: string | null,
+  usage: Usage,
+  model: string,
+  finishReason: FinishReason = "stop",
+): Json {
   return {
     object: "chat.completion",
     model,
-    choices: [{ index: 0, message: { role: "assistant", content: text }, finish_reason: "stop" }],
+    choices: [{
+      index: 0,
+      message: { role: "assistant", content: text },
+      finish_reason: finishReason,
+    }],
     usage: {
       prompt_tokens: usage.input_tokens,
       completion_tokens: usage.output_tokens,
@@ -93,12 +107,21 @@ export function toChatCompletion(text: string | null, usage: Usage, model: strin
   };
 }
 
-/** A minimal Gemini GenerateContentResponse, for an OpenAI answer to a Gemini batch line. */
-export function toGenerateContentResponse(text: string | null, usage: Usage, model: string): Json {
+/**
+ * A minimal Gemini GenerateContentResponse, for an OpenAI answer to a Gemini batch line. The
+ * finish reason is the answer's own in Gemini's words (`length` is `MAX_TOKENS`,
+ * `content_filter` is `SAFETY`).
+ */
+export function toGenerateContentResponse(
+  text: string | null,
+  usage: Usage,
+  model: string,
+  finishReason: FinishReason = "stop",
+): Json {
   return {
     candidates: [{
       content: { role: "model", parts: [{ text: text ?? "" }] },
-      finishReason: "STOP",
+      finishReason: toGeminiFinishReason(finishReason),
       index: 0,
     }],
     usageMetadata: {

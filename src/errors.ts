@@ -19,9 +19,23 @@ export class MftError extends Error {
  *   the item's attempts.
  * - `daily_quota`: a per-day quota is spent. Stop dispatching; resume after it resets.
  * - `billing`: no credit (`insufficient_quota`). Stop at once.
- * - `auth`: the key is wrong or lacks permission. Stop at once.
+ * - `auth`: the key is wrong or lacks permission (also a project the API is disabled for). Stop at
+ *   once.
+ * - `config`: the run's configuration is wrong: an unknown model, a parameter the model does not
+ *   take. Stops the run while no answer has succeeded yet (the configuration is then the cause);
+ *   after a success it is that line's own failure.
  */
-export type FailureKind = "rate_limit" | "daily_quota" | "billing" | "auth";
+export type FailureKind = "rate_limit" | "daily_quota" | "billing" | "auth" | "config";
+
+/**
+ * Why an answer that came back 200 carries no text, normalised across providers:
+ * - `blocked`: the prompt or the answer was blocked by a safety or policy filter.
+ * - `cut_off`: the max tokens were spent before any text (Gemini 2.5's and OpenAI's reasoning
+ *   models think within that budget).
+ * - `refused`: the model refused (OpenAI `refusal`).
+ * - `empty_answer`: no text and no reason; worth another attempt.
+ */
+export type NoTextCode = "blocked" | "cut_off" | "refused" | "empty_answer";
 
 /** What went wrong with one request to a provider, normalised across providers. */
 export interface FailureInfo {
@@ -41,6 +55,12 @@ export interface FailureInfo {
   kind?: FailureKind;
   /** Rate-limit headers that came with the failure. */
   rateLimit?: RateLimitInfo;
+  /** The parameter the provider named (OpenAI `param`), e.g. `max_tokens`. */
+  param?: string;
+  /** For a 200 answer without text: its finish reason, in OpenAI's words (`length`, `content_filter`). */
+  finishReason?: string;
+  /** For a 200 answer without text: the provider's body, kept so nothing it said is lost. */
+  response?: unknown;
 }
 
 /** A request to a provider failed. Carries the normalised {@linkcode FailureInfo}. */

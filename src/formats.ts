@@ -4,6 +4,8 @@
  * @module
  */
 import * as v from "valibot";
+import type { NoTextCode } from "./errors.ts";
+import type { FinishReason } from "./finish_reason.ts";
 import type { RateLimitInfo } from "./rate_limit_headers.ts";
 
 /** The three input line formats. */
@@ -277,6 +279,13 @@ export interface ProviderResponse {
   model: string;
   /** Rate-limit headers that came with the answer. */
   rateLimit?: RateLimitInfo;
+  /** Why the answer ended, in OpenAI's words (Gemini's mapped); undefined when the body has none. */
+  finishReason?: FinishReason;
+  /**
+   * Set when a chat answer came back without text (blocked, cut off before any text, refused,
+   * empty): the adapter turns it into a failure rather than a silent success.
+   */
+  noText?: { code: NoTextCode; message: string };
 }
 
 /** Per-item facts the output records carry. */
@@ -309,6 +318,7 @@ export function outputRecord(
       return {
         id: typeof item.original.id === "number" ? item.original.id : item.id,
         text: response.text,
+        finish_reason: response.finishReason ?? null,
         response: response.body,
         usage: response.usage,
         provider: response.provider,
@@ -326,6 +336,10 @@ export interface ErrorField {
   message: string;
   attempts: number;
   line: number;
+  /** A 200 answer without text: why it ended (`length`, `content_filter`, `stop`). */
+  finish_reason?: string;
+  /** A 200 answer without text: the provider's body as it came (safety ratings, usage). */
+  response?: unknown;
 }
 
 /**

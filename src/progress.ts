@@ -74,5 +74,21 @@ export function summaryLines(s: RunStats, files: { output: string; errors: strin
       fmtRate(s.lowestRate)
     }) · ${s.rateLimited} quota 429s absorbed`,
   ];
+  const n = s.noText;
+  const noText = n.blocked + n.cut_off + n.refused + n.empty_answer;
+  if (noText > 0 || s.truncated > 0) {
+    const parts = [
+      `blocked ${n.blocked}`,
+      `cut off ${n.cut_off}`,
+      `refused ${n.refused}`,
+      `empty ${n.empty_answer}`,
+    ];
+    lines.push(
+      `answers without text: ${noText} (${parts.join(" · ")}) → ${files.errors}` +
+        (s.truncated > 0
+          ? ` · answers cut at max tokens with partial text: ${s.truncated} (finish_reason "length", in ${files.output})`
+          : ""),
+    );
+  }
   return lines;
 }

@@ -5,7 +5,8 @@
  * @module
  */
 import { type Clock, delay, systemClock } from "./clock.ts";
-import { type FailureInfo, type FailureKind, isProviderError } from "./errors.ts";
+import { type FailureInfo, type FailureKind, isProviderError, type NoTextCode } from "./errors.ts";
+import { FirstAnswers } from "./first_answers.ts";
 import {
   type ErrorField,
   errorRecord,
@@ -69,6 +70,12 @@ export interface RunOptions {
   random?: () => number;
   /** Results buffered for a slow reader before dispatching pauses. @default 1024 */
   highWaterMark?: number;
+  /**
+   * Send one request at a time until an answer shows the configuration works, and stop (kind
+   * `config`) when the first answers say it does not: see {@linkcode FirstAnswers}.
+   * @default true
+   */
+  probe?: boolean;
 }
 
 /** One finished line. `record` is what goes in output.jsonl (`ok`) or errors.jsonl (`error`). */
@@ -108,7 +115,14 @@ export interface RunStats {
   lowestRate: number;
   /** Quota 429s absorbed by waiting and slowing down (they do not use up attempts). */
   rateLimited: number;
-  /** Set when the provider stopped the run: billing, auth or a spent daily quota. */
+  /** Answers that came back without text, by reason; they are in the errors file. */
+  noText: Record<NoTextCode, number>;
+  /** Answers in the output cut at the max tokens (`finish_reason: "length"`): partial text. */
+  truncated: number;
+  /**
+   * Set when the provider stopped the run: billing, auth, a spent daily quota, or (before any
+   * success) a configuration it refuses.
+   */
   fatal?: {
     kind: FailureKind;
     status: number;
@@ -116,6 +130,8 @@ export interface RunStats {
     message: string;
     quotaId?: string;
     retryAfterMs?: number;
+    /** The parameter the provider named, for a `config` stop. */
+    param?: string;
   };
   startedAt: number;
   endedAt?: number;
@@ -190,6 +206,8 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
     configuredRate,
     lowestRate: quota.scheduler.rate,
     rateLimited: 0,
+    noText: { blocked: 0, cut_off: 0, refused: 0, empty_answer: 0 },
+    truncated: 0,
     startedAt: clock.now(),
     stopped: false,
   };
@@ -218,9 +236,10 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
   const fail = (
     item: RequestItem,
     attempts: number,
-    info: Pick<FailureInfo, "status" | "code" | "message">,
+    info: Pick<FailureInfo, "status" | "code" | "message" | "finishReason" | "response">,
   ) => {
     stats.failed++;
+    if (info.code in stats.noText) stats.noText[info.code as NoTextCode]++;
     const error: ErrorField = {
       status: info.status,
       code: info.code,
@@ -228,6 +247,8 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
       attempts,
       line: item.line,
     };
+    if (info.finishReason !== undefined) error.finish_reason = info.finishReason;
+    if (info.response !== undefined) error.response = info.response;
     emit({
       type: "error",
       line: item.line,
@@ -264,6 +285,11 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
     await until(() => controller.desiredSize! > 0);
   };
 
+  const first = new FirstAnswers();
+  if (options.probe === false) first.success();
+  /** Wakes the dispatch loop when the first answers open the full rate. */
+  const wake = () => onSettle?.();
+
   const track = () => {
     stats.rate = quota.scheduler.rate;
     stats.lowestRate = Math.min(stats.lowestRate, stats.rate);
@@ -285,6 +311,11 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
           quota.onSuccess({ estimate, usage: response.usage, rateLimit: response.rateLimit });
           track();
           stats.ok++;
+          if (response.finishReason === "length") stats.truncated++;
+          if (!first.open) {
+            first.success();
+            wake();
+          }
           stats.tokensIn += response.usage.input_tokens;
           stats.tokensOut += response.usage.output_tokens;
           emit({
@@ -308,10 +339,15 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
             });
             return;
           }
-          const info = error.info;
+          const wasOpen = first.open;
+          const info = first.failure(error.info) ?? error.info;
+          if (first.open !== wasOpen) wake();
           quota.onFailure(info, estimate);
           track();
-          if (info.kind === "billing" || info.kind === "auth" || info.kind === "daily_quota") {
+          if (
+            info.kind === "billing" || info.kind === "auth" || info.kind === "daily_quota" ||
+            (info.kind === "config" && !first.confirmed)
+          ) {
             // Not this item's fault: it stays unsent (resumable) and nothing more is sent.
             stats.fatal ??= {
               kind: info.kind,
@@ -320,6 +356,7 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
               message: info.message,
               quotaId: info.quotaId,
               retryAfterMs: info.retryAfterMs,
+              param: info.param,
             };
             fatalStop.abort(new DOMException(info.message, "AbortError"));
             stats.unsent++;
@@ -402,7 +439,10 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
           continue;
         }
         const estimate = estimateTokens(item);
-        await until(() => tasks < maxInFlight && controller.desiredSize! > 0);
+        // Until the first answers show the configuration works, one request at a time.
+        await until(() =>
+          (first.open || tasks === 0) && tasks < maxInFlight && controller.desiredSize! > 0
+        );
         try {
           if (stopping()) throw halt?.reason;
           await quota.acquire({ signal: halt, lane, tokens: estimate });
@@ -422,6 +462,9 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
       await new Promise<void>((resolve) => (onSettle = resolve));
       onSettle = undefined;
     }
+    // The provider's stop may come with the last answers, after the whole input was read: it
+    // ends the run the same way (the unsent lines are resumable).
+    if (stats.fatal) stats.stopped = true;
     if (inputError) throw inputError.error;
   }
 

@@ -371,7 +371,7 @@ test(
         { OPENAI_API_KEY: KEY },
       );
       expect(r2.code).toBe(3);
-      expect(r2.stderr).toContain("the API key was refused");
+      expect(r2.stderr).toContain("the API key or its project was refused");
       expect(r2.stderr).not.toContain(KEY);
       expect(guarded.stats().count).toBeLessThan(10);
     } finally {

@@ -258,11 +258,13 @@ test("outputRecord() writes a Gemini batch output line", () => {
   });
 });
 
-test("outputRecord() writes a simple output line with usage, attempts and latency", () => {
+test("outputRecord() writes a simple output line with its finish reason, usage, attempts and latency", () => {
   const item = ok(parse({ id: "s-1", prompt: "x" }));
-  expect(outputRecord(item, RESPONSE, { attempts: 2, latencyMs: 1234.6 })).toEqual({
+  const response = { ...RESPONSE, finishReason: "length" as const };
+  expect(outputRecord(item, response, { attempts: 2, latencyMs: 1234.6 })).toEqual({
     id: "s-1",
     text: "hello",
+    finish_reason: "length",
     response: RESPONSE.body,
     usage: { input_tokens: 3, output_tokens: 1 },
     provider: "openai",
@@ -272,6 +274,8 @@ test("outputRecord() writes a simple output line with usage, attempts and latenc
   });
   const numeric = ok(parse({ id: 42, prompt: "x" }));
   expect(outputRecord(numeric, RESPONSE, { attempts: 1, latencyMs: 1 }).id).toBe(42);
+  // A body without a finish reason says so rather than inventing "stop".
+  expect(outputRecord(numeric, RESPONSE, { attempts: 1, latencyMs: 1 }).finish_reason).toBe(null);
 });
 
 test("errorRecord() writes the original line plus error", () => {

@@ -55,6 +55,8 @@ export interface ProviderConfig {
   mock?: { latencyMs?: number; failureRate?: number; seed?: number };
   /** Time source of the mock provider. */
   clock?: Clock;
+  /** Told when a request is adapted to what the model takes (once per change). */
+  onWarning?: (message: string) => void;
 }
 
 /**
@@ -62,7 +64,7 @@ export interface ProviderConfig {
  * @throws {ConfigError} naming the field, when `config` is invalid or a required key is missing.
  */
 export function createProvider(config: ProviderConfig): Provider {
-  const { fetch, clock, ...plain } = config;
+  const { fetch, clock, onWarning, ...plain } = config;
   const result = v.safeParse(ProviderConfigSchema, plain);
   if (!result.success) {
     const issue = result.issues[0];
@@ -81,6 +83,7 @@ export function createProvider(config: ProviderConfig): Provider {
     timeoutMs: c.timeoutMs,
     headers: c.headers,
     fetch,
+    onWarning,
   };
   return c.provider === "gemini" ? createGeminiProvider(options) : createOpenAIProvider(options);
 }

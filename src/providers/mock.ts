@@ -88,7 +88,7 @@ export function createMockProvider(options: MockProviderOptions = {}): Provider 
       const body = item.format === "gemini-batch"
         ? toGenerateContentResponse(text, usage, model)
         : toChatCompletion(text, usage, model);
-      return { status: 200, body, text, usage, provider: "mock", model };
+      return { status: 200, body, text, usage, provider: "mock", model, finishReason: "stop" };
     },
   };
 }

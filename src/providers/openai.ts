@@ -5,6 +5,7 @@
  */
 import { chatToOpenAI, geminiToChat, toGenerateContentResponse } from "../convert.ts";
 import type { FailureInfo } from "../errors.ts";
+import { openAIFinishReason } from "../finish_reason.ts";
 import type { ProviderResponse, RequestItem, Usage } from "../formats.ts";
 import { parseRateLimitHeaders } from "../rate_limit_headers.ts";
 import {
@@ -13,10 +14,12 @@ import {
   failureMessage,
   type HttpProviderOptions,
   joinUrl,
+  noTextFailure,
   postJson,
   type Provider,
   type SendOptions,
 } from "./provider.ts";
+import { adaptOpenAIBody } from "./openai_params.ts";
 
 /** OpenAI's API. */
 export const OPENAI_BASE_URL = "https://api.openai.com/v1";
@@ -25,9 +28,23 @@ export const OPENAI_DEFAULT_MODEL = "gpt-5-mini";
 /** Requests per second when none is set. */
 export const OPENAI_DEFAULT_RATE = 100;
 
-/** Reads an OpenAI error body: `insufficient_quota` is final even though it comes as a 429. */
+/**
+ * Reads an OpenAI error body, also the shapes of OpenAI-compatible servers (vLLM's top-level
+ * `{object: "error", message, type, code}`):
+ *
+ * - `insufficient_quota` is `billing` and final, even though it comes as a 429.
+ * - 401/403 are `auth`; a 429 naming a per-day limit is `daily_quota`, any other `rate_limit`.
+ * - 404 (`model_not_found`, or a compatible server's unknown model) and 400
+ *   `unsupported_parameter` / `unsupported_value` are `config`: the run's model or parameters.
+ */
 export function classifyOpenAI(status: number, body: unknown, headers: Headers): FailureInfo {
-  const error = (body as { error?: { code?: unknown; type?: unknown; message?: unknown } })?.error;
+  type ErrorBody = { code?: unknown; type?: unknown; message?: unknown; param?: unknown };
+  const b = body as { error?: ErrorBody; object?: unknown } | undefined;
+  const error: ErrorBody | undefined = typeof b?.error === "object" && b.error !== null
+    ? b.error
+    : b?.object === "error"
+    ? b as ErrorBody
+    : undefined;
   const code = typeof error?.code === "string"
     ? error.code
     : typeof error?.type === "string"
@@ -35,6 +52,7 @@ export function classifyOpenAI(status: number, body: unknown, headers: Headers):
     : `http_${status}`;
   const message = failureMessage(status, body, error?.message);
   const info = classifyByStatus(status, code, message, headers);
+  if (typeof error?.param === "string") info.param = error.param;
   if (code === "insufficient_quota" || error?.type === "insufficient_quota") {
     info.retryable = false;
     info.kind = "billing";
@@ -43,6 +61,12 @@ export function classifyOpenAI(status: number, body: unknown, headers: Headers):
   } else if (status === 429) {
     // OpenAI names the exhausted limit in the message: "... on requests per day (RPD) ...".
     info.kind = /per day|\b(RPD|TPD)\b/i.test(message) ? "daily_quota" : "rate_limit";
+  } else if (
+    status === 404 || code === "model_not_found" || code === "unsupported_parameter" ||
+    code === "unsupported_value"
+  ) {
+    info.kind = "config";
+    info.retryable = false;
   }
   return info;
 }
@@ -57,6 +81,8 @@ function usageOf(body: Record<string, unknown>): Usage {
   };
 }
 
+type OutputItem = { content?: { type?: string; text?: unknown; refusal?: unknown }[] };
+
 /** Answer text of an OpenAI response body, or null. */
 function textOf(body: Record<string, unknown>): string | null {
   const choice = (body.choices as { message?: { content?: unknown }; text?: unknown }[] | undefined)
@@ -66,12 +92,54 @@ function textOf(body: Record<string, unknown>): string | null {
   if (typeof body.output_text === "string") return body.output_text;
   if (Array.isArray(body.output)) {
     const texts: string[] = [];
-    for (const out of body.output as { content?: { type?: string; text?: unknown }[] }[]) {
+    for (const out of body.output as OutputItem[]) {
       for (const c of out.content ?? []) if (typeof c.text === "string") texts.push(c.text);
     }
     return texts.length ? texts.join("") : null;
   }
   return null;
+}
+
+/** The model's refusal, from a chat message's `refusal` or a Responses `refusal` part. */
+function refusalOf(body: Record<string, unknown>): string | undefined {
+  const message = (body.choices as { message?: { refusal?: unknown } }[] | undefined)?.[0]
+    ?.message;
+  if (typeof message?.refusal === "string" && message.refusal !== "") return message.refusal;
+  for (const out of Array.isArray(body.output) ? body.output as OutputItem[] : []) {
+    for (const c of out.content ?? []) {
+      if (c.type === "refusal" && typeof c.refusal === "string") return c.refusal;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Why a chat, text or Responses answer has no text, or undefined when it has some (or is not a
+ * text answer at all: embeddings).
+ */
+function noTextOf(
+  body: Record<string, unknown>,
+  text: string | null,
+  finishReason: string | undefined,
+): ProviderResponse["noText"] {
+  if (!Array.isArray(body.choices) && !Array.isArray(body.output)) return undefined;
+  if (text !== null && text !== "") return undefined;
+  const refusal = refusalOf(body);
+  if (refusal !== undefined) return { code: "refused", message: `the model refused: ${refusal}` };
+  if (finishReason === "length") {
+    return {
+      code: "cut_off",
+      message: "finish_reason length before any text (reasoning can spend the whole " +
+        "max_completion_tokens): raise max_tokens",
+    };
+  }
+  if (finishReason === "content_filter") {
+    return { code: "blocked", message: "the answer was blocked (finish_reason content_filter)" };
+  }
+  return {
+    code: "empty_answer",
+    message: `the answer has no text (finish_reason ${finishReason ?? "none"})`,
+  };
 }
 
 /**
@@ -88,16 +156,31 @@ export function openAIResponse(
 ): ProviderResponse {
   const usage = usageOf(body);
   const text = textOf(body);
+  const finishReason = openAIFinishReason(body);
+  const noText = noTextOf(body, text, finishReason);
   const model = typeof body.model === "string" ? body.model : requested;
   return {
     status,
-    body: item.format === "gemini-batch" ? toGenerateContentResponse(text, usage, model) : body,
+    body: item.format === "gemini-batch"
+      ? toGenerateContentResponse(text, usage, model, finishReason)
+      : body,
     text,
     usage,
     ...more,
     provider: "openai",
     model,
+    finishReason,
+    noText,
   };
+}
+
+/** True when `baseUrl` is OpenAI's own API, where `max_completion_tokens` is the current field. */
+export function isOpenAIHost(baseUrl: string): boolean {
+  try {
+    return new URL(baseUrl).hostname === "api.openai.com";
+  } catch {
+    return false;
+  }
 }
 
 /** Creates the OpenAI adapter. */
@@ -107,6 +190,17 @@ export function createOpenAIProvider(options: HttpProviderOptions = {}): Provide
   const client = createClient(options);
   const headers: Record<string, string> = { ...options.headers };
   if (options.apiKey) headers.authorization = `Bearer ${options.apiKey}`;
+  const openAIHost = isOpenAIHost(base);
+  const warned = new Set<string>();
+  const onDrop = (param: string, model: string, value: unknown) => {
+    const key = `${model}\u0000${param}`;
+    if (warned.has(key)) return;
+    warned.add(key);
+    options.onWarning?.(
+      `${model} takes no ${param} (got ${JSON.stringify(value)}): dropped from every request ` +
+        `to it, the model's default applies`,
+    );
+  };
   return {
     name: "openai",
     model,
@@ -122,6 +216,7 @@ export function createOpenAIProvider(options: HttpProviderOptions = {}): Provide
       } else {
         body = chatToOpenAI(geminiToChat(item.request), model);
       }
+      if (path === "/chat/completions") body = adaptOpenAIBody(body, { openAIHost, onDrop });
       // Like OpenAI's SDKs, the base URL includes the version: `.../v1` + `/chat/completions`.
       const res = await postJson(client, joinUrl(base, path), body, {
         headers,
@@ -129,10 +224,12 @@ export function createOpenAIProvider(options: HttpProviderOptions = {}): Provide
         apiKey: options.apiKey,
         classify: classifyOpenAI,
       });
-      return openAIResponse(item, res.status, res.body, String(body.model), {
+      const response = openAIResponse(item, res.status, res.body, String(body.model), {
         requestId: res.headers.get("x-request-id") ?? undefined,
         rateLimit: parseRateLimitHeaders(res.headers),
       });
+      if (response.noText) throw noTextFailure(response);
+      return response;
     },
   };
 }

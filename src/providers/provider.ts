@@ -45,6 +45,11 @@ export interface HttpProviderOptions {
   fetch?: typeof fetch;
   /** Extra headers on every request (for example to tag requests for a test server). */
   headers?: Record<string, string>;
+  /**
+   * Told once per kind of change when the adapter adapts a request to what the model takes
+   * (e.g. drops `temperature` for an OpenAI reasoning model). @default no warnings
+   */
+  onWarning?: (message: string) => void;
 }
 
 /** Removes every occurrence of `secret` from `text`. */
@@ -163,6 +168,24 @@ export async function postJson(
     body: parsed as Record<string, unknown>,
     headers: response.headers,
   };
+}
+
+/**
+ * The failure for a 200 answer that carries no text ({@linkcode ProviderResponse.noText}):
+ * status 200, the reason as its code, the finish reason and the body kept. Only an empty answer
+ * with no reason is worth another attempt; a block, a refusal or a cut-off would come back the
+ * same.
+ */
+export function noTextFailure(response: ProviderResponse): ProviderError {
+  const { code, message } = response.noText!;
+  return new ProviderError({
+    status: response.status,
+    code,
+    message,
+    retryable: code === "empty_answer",
+    finishReason: response.finishReason,
+    response: response.body,
+  });
 }
 
 /** Joins a base URL and a path with exactly one slash. */
