@@ -9,7 +9,8 @@
  *
  * CLI: `bun scripts/mock_provider.ts [--port N] [--hostname H] [--latency MS] [--jitter MS]
  * [--failure-rate F] [--failure-status S] [--seed N] [--require-key K] [--no-record]
- * [--quota-requests N [--quota-window MS]] [--daily-quota N] [--token-quota N [--token-window MS]]`
+ * [--quota-requests N [--quota-window MS]] [--daily-quota N] [--token-quota N [--token-window MS]]
+ * [--models A,B]`
  * prints `{"url":"http://127.0.0.1:PORT"}` and serves until SIGTERM/SIGINT. Quotas (provider
  * 429s with retry hints and `x-ratelimit-*` headers) are described at {@link createMockApp}.
  *
@@ -19,6 +20,15 @@ import { type Context, Hono } from "hono";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { mulberry32 } from "../src/_prng.ts";
+import {
+  type Api,
+  modelRefusal,
+  REAL_ANSWERS,
+  realBody,
+  type RealName,
+  type RealOutcome,
+  realStatus,
+} from "./_mock_real.ts";
 
 /** Options of {@link startMockProvider} and {@link createMockApp}. */
 export interface MockProviderOptions {
@@ -91,6 +101,12 @@ export interface MockProviderOptions {
    * @default undefined (no token quota)
    */
   tokenQuota?: TokenQuota;
+  /**
+   * The models the mock knows; any other gets the provider's real 404 (OpenAI
+   * `model_not_found`, Gemini `NOT_FOUND`), as a misconfigured run would.
+   * @default undefined (every model is known)
+   */
+  knownModels?: string[];
 }
 
 /** A sliding-window request quota, see {@link MockProviderOptions.quota}. */
@@ -266,6 +282,7 @@ interface NormalizedOptions {
   quota: Required<RequestQuota> | undefined;
   dailyQuota: number | undefined;
   tokenQuota: Required<TokenQuota> | undefined;
+  knownModels: string[] | undefined;
 }
 
 function normalizeOptions(opts: MockProviderOptions = {}): NormalizedOptions {
@@ -292,6 +309,7 @@ function normalizeOptions(opts: MockProviderOptions = {}): NormalizedOptions {
     tokenQuota: opts.tokenQuota === undefined
       ? undefined
       : { tokens: opts.tokenQuota.tokens, windowMs: opts.tokenQuota.windowMs ?? 60_000 },
+    knownModels: opts.knownModels,
   };
   const fail = (name: string, want: string, value: unknown): never => {
     throw new RangeError(
@@ -621,9 +639,10 @@ type Outcome =
   | { kind: "ok" }
   | { kind: "error"; status: number; quota?: boolean; message: string }
   | { kind: "reset" }
-  | { kind: "badjson" };
+  | { kind: "badjson" }
+  | RealOutcome;
 
-type Action = number | "reset" | "badjson" | "insufficient_quota";
+type Action = number | "reset" | "badjson" | "insufficient_quota" | RealName;
 
 interface Directives {
   count: number;
@@ -641,6 +660,7 @@ const NUMBER = /^\d+(\.\d+)?$/;
 
 function parseAction(s: string): Action | undefined {
   if (s === "reset" || s === "badjson" || s === "insufficient_quota") return s;
+  if ((REAL_ANSWERS as readonly string[]).includes(s)) return s as RealName;
   if (/^\d{3}$/.test(s)) {
     const status = Number(s);
     if (status >= 400 && status <= 599) return status;
@@ -683,6 +703,9 @@ function parseDirectives(text: string): Directives {
 function actionOutcome(action: Action, why: string): Outcome {
   if (action === "reset") return { kind: "reset" };
   if (action === "badjson") return { kind: "badjson" };
+  if (typeof action === "string" && action !== "insufficient_quota") {
+    return { kind: "real", name: action };
+  }
   if (action === "insufficient_quota") {
     return {
       kind: "error",
@@ -1271,8 +1294,17 @@ function answerText(userText: string, maxTokens: number): { text: string; cut: b
   return { text: text.slice(0, end), cut: true };
 }
 
-function statusOf(outcome: Outcome): number {
+function statusOf(outcome: Outcome, api: Api): number {
+  if (outcome.kind === "real") return realStatus(api, outcome.name);
   return outcome.kind === "reset" ? 0 : outcome.kind === "error" ? outcome.status : 200;
+}
+
+function apiOf(dialect: Dialect): Api {
+  return dialect === gemini
+    ? "gemini"
+    : dialect === openAiChat
+    ? "openai-chat"
+    : "openai-responses";
 }
 
 async function handle(
@@ -1305,7 +1337,10 @@ async function handle(
   /** `x-ratelimit-*` as of the decision, for OpenAI 2xx and 429 answers. */
   let limitHeaders: Record<string, string> = {};
   const { requireKey } = state.opts;
-  if (requireKey !== undefined && dialect.key(c) !== requireKey) {
+  if (requireKey !== undefined && dialect.key(c) !== requireKey && dialect === gemini) {
+    // Gemini's real answer to a bad key is a 400 with ErrorInfo API_KEY_INVALID, not a 401.
+    p = { outcome: { kind: "real", name: "bad_key" }, latencyMs: baseLatency(state), headers: {} };
+  } else if (requireKey !== undefined && dialect.key(c) !== requireKey) {
     p = {
       outcome: {
         kind: "error",
@@ -1356,8 +1391,11 @@ async function handle(
         return quotaResponse(dialect, refused, parsed.model, { ...baseHeaders, ...rl });
       }
       // Only now, so that a refused request is not an attempt and draws no random failure.
-      p = plan(state, parsed);
-      if (statusOf(p.outcome) === 200) {
+      const refusal = modelRefusal(apiOf(dialect), parsed.model, body, state.opts.knownModels);
+      p = refusal
+        ? { outcome: refusal, latencyMs: baseLatency(state), headers: {} }
+        : plan(state, parsed);
+      if (statusOf(p.outcome, apiOf(dialect)) === 200) {
         quota.tokens.add(now, cost);
         if (state.opts.recordArrivals) quota.log.push({ t: now, tokens: cost, id: arrival.id });
       } else {
@@ -1368,7 +1406,7 @@ async function handle(
   }
 
   const { outcome } = p;
-  settle(statusOf(outcome));
+  settle(statusOf(outcome, apiOf(dialect)));
   // Deno.serve (legacy mode) aborts request.signal on every successful response and warns when
   // it is used, so there the timers are only ended by their own expiry or by close().
   await sleep(state, p.latencyMs, state.host === "deno" ? undefined : c.req.raw.signal);
@@ -1376,6 +1414,18 @@ async function handle(
   switch (outcome.kind) {
     case "reset":
       return resetResponse(state.host);
+    case "real": {
+      const body = realBody(apiOf(dialect), outcome, {
+        model: parsed?.model || pathModel,
+        id,
+        promptTokens: Math.ceil((parsed?.promptChars ?? 0) / 4),
+        maxTokens: parsed?.maxTokens ?? DEFAULT_MAX_TOKENS,
+      });
+      return json(body, realStatus(apiOf(dialect), outcome.name), {
+        ...baseHeaders,
+        ...limitHeaders,
+      });
+    }
     case "badjson":
       return new Response(dialect.badJson, {
         status: 200,
@@ -1469,6 +1519,22 @@ function buildMock(
  * | `[[mock:latency=MS]]` | this request's latency, replacing base latency and jitter |
  * | `[[mock:retry-after=S]]` / `[[mock:retry-after-ms=N]]` | `Retry-After` / `retry-after-ms` headers on errors |
  * | `[[mock:retry-delay=N]]` | Gemini `RetryInfo` detail `retryDelay: "Ns"` on errors |
+ * | `[[mock:blocked]]` | 200 without text: Gemini `promptFeedback.blockReason: SAFETY`, no candidates; OpenAI `finish_reason: content_filter` |
+ * | `[[mock:safety]]` | 200 without text: Gemini candidate `finishReason: SAFETY`, no content; OpenAI `content_filter` |
+ * | `[[mock:thought_cutoff]]` | 200 without text: Gemini `MAX_TOKENS` with no parts (thinking spent the budget); OpenAI `""` with `finish_reason: length` |
+ * | `[[mock:refusal]]` | 200 without text: OpenAI `content: null` with `refusal` (Responses: a `refusal` part); Gemini `SAFETY` |
+ * | `[[mock:empty]]` | 200 without text and no reason: Gemini `STOP` with no parts, OpenAI `""` with `stop` |
+ * | `[[mock:model_not_found]]` | OpenAI 404 `model_not_found`, Gemini 404 `NOT_FOUND` |
+ * | `[[mock:bad_key]]` | OpenAI 401 `invalid_api_key`, Gemini 400 `INVALID_ARGUMENT` with `ErrorInfo` `API_KEY_INVALID` |
+ * | `[[mock:service_disabled]]` | Gemini 403 `PERMISSION_DENIED` `SERVICE_DISABLED`; OpenAI 403 project without access |
+ * | `[[mock:daily_second]]` | 429, Gemini `QuotaFailure` with three violations, the per-day one second; OpenAI "requests per day (RPD)" |
+ * | `[[mock:limit0]]` | 429, Gemini free tier `limit: 0`; OpenAI `insufficient_quota` |
+ * | `[[mock:quota_no_detail]]` | 429 with no detail and no retry hint |
+ *
+ * Model checks, after the quotas: with `knownModels`, any other model gets the real 404. OpenAI
+ * reasoning models (`gpt-5*` but `gpt-5*-chat*`, `o1`, `o3`, `o4`…) on chat completions answer
+ * `max_tokens` with 400 `unsupported_parameter` and a `temperature` or `top_p` other than 1 with
+ * 400 `unsupported_value`, as OpenAI does.
  *
  * The attempt number counts arrivals with the same model and user text, from 1; requests
  * refused before their body is read (401 for the key, 400 for the JSON) do not count. Outcome
@@ -1633,6 +1699,7 @@ async function main(argv: string[]): Promise<void> {
       "daily-quota": { type: "string" },
       "token-quota": { type: "string" },
       "token-window": { type: "string" },
+      models: { type: "string" },
     },
     strict: true,
   });
@@ -1663,6 +1730,7 @@ async function main(argv: string[]): Promise<void> {
     tokenQuota: tokenQuota === undefined
       ? undefined
       : { tokens: tokenQuota, windowMs: tokenWindow },
+    knownModels: values.models?.split(","),
   });
   console.log(JSON.stringify({ url: mock.url }));
   const shutdown = async () => {

@@ -304,7 +304,7 @@ test("startMockProvider() serves OpenAI and Gemini on 127.0.0.1", async () => {
   });
 });
 
-test("requireKey answers a missing or wrong key with 401 in each provider's shape", async () => {
+test("requireKey answers a missing or wrong key as each provider does (OpenAI 401, Gemini 400 API_KEY_INVALID)", async () => {
   await withMock({ requireKey: "sekret" }, async (mock) => {
     let res = await post(mock.url, CHAT, chatBody("x"));
     expect(res.status).toBe(401);
@@ -321,13 +321,15 @@ test("requireKey answers a missing or wrong key with 401 in each provider's shap
     expect(res.status).toBe(200);
 
     res = await post(mock.url, GEMINI, geminiBody("x"), { "x-goog-api-key": "nope" });
-    expect(res.status).toBe(401);
-    expect(await res.json()).toMatchObject({ error: { code: 401, status: "UNAUTHENTICATED" } });
+    expect(res.status).toBe(400);
+    const bad = await res.json();
+    expect(bad.error).toMatchObject({ code: 400, status: "INVALID_ARGUMENT" });
+    expect(bad.error.details[0]).toMatchObject({ reason: "API_KEY_INVALID" });
     res = await post(mock.url, GEMINI, geminiBody("x"), { "x-goog-api-key": "sekret" });
     expect(res.status).toBe(200);
     res = await post(mock.url, `${GEMINI}?key=sekret`, geminiBody("x"));
     expect(res.status).toBe(200);
-    expect(mock.arrivals().map((a) => a.status)).toEqual([401, 401, 200, 200, 401, 200, 200]);
+    expect(mock.arrivals().map((a) => a.status)).toEqual([401, 401, 200, 200, 400, 200, 200]);
   });
 });
 
