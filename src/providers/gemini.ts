@@ -49,11 +49,11 @@ const AUTH_REASONS = new Set([
 /**
  * Reads a Gemini error body (`{error: {code, message, status, details}}`).
  *
- * - 429 `RESOURCE_EXHAUSTED`: a per-day violation anywhere in the `QuotaFailure` list (they come
- *   in any order, several at once) is `daily_quota`; a message with `limit: 0` (a model that has
- *   no quota on the project's tier, e.g. a Pro model on the free tier) is `billing`: waiting never
- *   helps; anything else, a 429 with no detail at all included, is `rate_limit` (slow down,
- *   retry).
+ * - 429 `RESOURCE_EXHAUSTED`: a message with `limit: 0` (a model that has no quota on the
+ *   project's tier, e.g. a Pro model on the free tier) is `billing`: waiting never helps; else a
+ *   per-day violation anywhere in the `QuotaFailure` list (they come in any order, several at
+ *   once) is `daily_quota`; anything else, a 429 with no detail at all included, is `rate_limit`
+ *   (slow down, retry).
  * - Bad key: 400 `INVALID_ARGUMENT` with `ErrorInfo` `API_KEY_INVALID` (Gemini does not answer
  *   401), and 401/403 (a project with the API disabled: 403 `SERVICE_DISABLED`): `auth`.
  * - 404 `NOT_FOUND` (`models/x is not found for API version v1beta`): `config`.
@@ -81,12 +81,14 @@ export function classifyGemini(status: number, body: unknown, headers: Headers):
   if (status === 401 || status === 403) info.kind = "auth";
   else if (status === 429) {
     const daily = quotaIds.find((id) => /PerDay/i.test(id));
-    if (daily !== undefined) {
-      info.kind = "daily_quota";
-      info.quotaId = daily;
-    } else if (/\blimit: 0\b/.test(message)) {
+    if (/\blimit: 0\b/.test(message)) {
+      // No quota at all for this model on this tier: no reset brings one (the per-day
+      // violation that comes with it is 0 too).
       info.kind = "billing";
       info.quotaId = quotaIds[0];
+    } else if (daily !== undefined) {
+      info.kind = "daily_quota";
+      info.quotaId = daily;
     } else {
       info.kind = "rate_limit";
       info.quotaId = quotaIds[0];
