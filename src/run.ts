@@ -76,6 +76,12 @@ export interface RunOptions {
    * @default true
    */
   probe?: boolean;
+  /**
+   * The first-answers gate to use, shared by runs against the same provider (the server's), so
+   * that once one run's answer showed the configuration works, every run goes at full rate.
+   * @default a new one per run
+   */
+  firstAnswers?: FirstAnswers;
 }
 
 /** One finished line. `record` is what goes in output.jsonl (`ok`) or errors.jsonl (`error`). */
@@ -285,7 +291,7 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
     await until(() => controller.desiredSize! > 0);
   };
 
-  const first = new FirstAnswers();
+  const first = options.firstAnswers ?? new FirstAnswers();
   if (options.probe === false) first.success();
   /** Wakes the dispatch loop when the first answers open the full rate. */
   const wake = () => onSettle?.();

@@ -77,6 +77,22 @@ function gatedProvider() {
 
 const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * One answered line through `app`: runs send one request at a time until an answer shows the
+ * provider's configuration works, and the app shares that for every run after.
+ */
+async function warmUp(app: ReturnType<typeof createApp>, releaseAll: () => void) {
+  let done = false;
+  const lines = Promise.resolve(post(app, SIMPLE)).then((res) => ndjson(res)).finally(
+    () => (done = true),
+  );
+  await until(() => {
+    releaseAll();
+    return done;
+  });
+  expect((await lines).at(-1)!.summary.ok).toBe(1);
+}
+
 async function until(check: () => boolean | Promise<boolean>, timeoutMs = 3000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -237,6 +253,7 @@ test("POST /v1/runs reads a 1,000,000-line body only as fast as it dispatches", 
 test("POST /v1/runs cancels the run when the client goes away, and no other run", async () => {
   const { provider, counts, releaseAll } = gatedProvider();
   const app = createApp({ provider, rate: 100 });
+  await warmUp(app, releaseAll);
   const body = Array.from({ length: 200 }, (_, i) => JSON.stringify({ prompt: `p${i}` })).join(
     "\n",
   );
@@ -279,6 +296,7 @@ test("POST /v1/runs ends every stream with its summary when the app's signal abo
   const { provider, releaseAll } = gatedProvider();
   const shutdown = new AbortController();
   const app = createApp({ provider, rate: 100, signal: shutdown.signal });
+  await warmUp(app, releaseAll);
   const res = await post(
     app,
     Array.from({ length: 100 }, (_, i) => JSON.stringify({ prompt: `p${i}` })).join("\n"),
@@ -334,6 +352,7 @@ test("GET /healthz answers ok", async () => {
 test("GET /v1/stats shows the rate, what is in flight and each run's progress", async () => {
   const { provider, releaseAll } = gatedProvider();
   const app = createApp({ provider, rate: 20 });
+  await warmUp(app, releaseAll);
   const res = await post(
     app,
     Array.from({ length: 5 }, (_, i) => JSON.stringify({ prompt: `p${i}` })).join("\n"),

@@ -645,6 +645,23 @@ export async function runBatchJob(
         if (r.ok) {
           const item = parseEntry(e);
           const response = backend.response(item, r);
+          if (response.noText) {
+            // An answer without text is not a success here either (see README).
+            failed++;
+            job!.failed++;
+            const error: ErrorField = {
+              status: response.status,
+              code: response.noText.code,
+              message: response.noText.message,
+              attempts: part.round,
+              line: e.line,
+              finish_reason: response.finishReason,
+              response: response.body,
+            };
+            const record = errorRecord(item.original, item.id, error);
+            await emit({ type: "error", line: e.line, id: e.id, record });
+            continue;
+          }
           const record = outputRecord(item, response, { attempts: part.round, latencyMs });
           if (item.format === "openai-batch" && r.resultId?.startsWith("batch_req_")) {
             record.id = r.resultId;

@@ -7,6 +7,7 @@ import { type Context, Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { stream } from "hono/streaming";
 import { type Clock, systemClock } from "../clock.ts";
+import { FirstAnswers } from "../first_answers.ts";
 import type { Provider } from "../providers/provider.ts";
 import { runBatch, type RunStats } from "../run.ts";
 import { Quota } from "../quota.ts";
@@ -250,6 +251,8 @@ export function createApp(options: ServerOptions): Hono {
   // One quota (slots, tokens, slow-down on 429s) for every run; each run is a lane of its
   // scheduler, so slots go round-robin between runs.
   const quota = options.quota ?? new Quota({ rate, tpm: options.tpm, clock });
+  // One gate for every run: the first answer that shows the configuration works opens them all.
+  const firstAnswers = new FirstAnswers();
   const scheduler = quota.scheduler;
   const runs = new Map<string, RunEntry>();
   const check = options.token === undefined ? undefined : bearerChecker(options.token);
@@ -373,6 +376,7 @@ export function createApp(options: ServerOptions): Hono {
       stopSignal,
       signal: hard.signal,
       clock,
+      firstAnswers,
     });
     runs.set(id, { id, stats: run.stats, startedAt: new Date().toISOString() });
 
