@@ -610,7 +610,11 @@ function fatalMessage(fatal: NonNullable<RunStats["fatal"]>, provider: string): 
   const said = `${provider} answered ${fatal.status} ${fatal.code}: ${fatal.message}`;
   switch (fatal.kind) {
     case "billing":
-      return `stopped: the account has no quota or credit left (${said}). Nothing more was sent; check billing, then resume.`;
+      return /\blimit: 0\b/.test(fatal.message)
+        ? `stopped: ${
+          fatal.message.match(/model: ([\w.-]+)/)?.[1] ?? "this model"
+        } has no quota at all on this project's tier (limit: 0; ${said}). Nothing more was sent; enable billing for the project or pick another model, then resume.`
+        : `stopped: the account has no quota or credit left (${said}). Nothing more was sent; check billing, then resume.`;
     case "auth":
       return `stopped: the API key or its project was refused (${said}). Nothing more was sent; fix the key or enable the API for the project, then resume.`;
     case "config":

@@ -66,7 +66,11 @@ for (const shape of ["openai", "gemini"] as const) {
       }));
       const r = await run(`last-${shape}`, lines, [...via(shape), "--rate-limit", "1000", "-q"]);
       expect(r.code).toBe(3);
-      expect(r.stderr).toContain("stopped: the account has no quota or credit left");
+      expect(r.stderr).toContain(
+        shape === "openai"
+          ? "stopped: the account has no quota or credit left"
+          : "stopped: gemini-2.5-flash has no quota at all on this project's tier (limit: 0",
+      );
       expect(r.stderr).toContain(shape === "openai" ? "insufficient_quota" : "limit: 0");
       expect(r.stderr).toContain("--resume");
       // The four answered lines are in the output; the fifth is in neither file: resumable.
