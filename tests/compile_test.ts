@@ -227,16 +227,19 @@ test(
       expect(r.stderr).toBe("");
       expect(r.code).toBe(0);
       expect(readJsonl(out).length).toBe(1200);
-      const stats = slow.stats();
+      // The first request goes alone (the run waits for its answer before opening the full
+      // rate: see "A misconfigured run stops on its first answers"); the rate is from the second.
+      const times = slow.arrivals().map((a) => a.t).slice(1);
+      const rate = (times.length - 1) / ((times.at(-1)! - times[0]) / 1000);
       // Every answer takes 2 s, so arrivals within 1.9 s were all open at once.
-      const open = maxPerWindow(slow.arrivals().map((a) => a.t), 1900);
+      const open = maxPerWindow(times, 1900);
       console.log(
         `compiled binary at 200 req/s, 2 s latency: mock saw ${
-          stats.rate.toFixed(1)
-        } req/s, up to ${open} open`,
+          rate.toFixed(1)
+        } req/s after the first request, up to ${open} open`,
       );
       expect(open).toBeGreaterThan(300);
-      expect(stats.rate).toBeGreaterThan(170);
+      expect(rate).toBeGreaterThan(170);
     } finally {
       await slow.close();
     }
