@@ -593,9 +593,9 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
       "--resume",
     ];
     io.stderr(
-      `${stats.fatal ? "stopped" : "interrupted"} with ${
-        finished(stats)
-      } of ${stats.read} lines done; resume${
+      `${stats.fatal ? "stopped" : "interrupted"} with ${finished(stats)} of ${
+        total?.value ?? stats.read
+      } lines done; resume${
         stats.fatal?.kind === "daily_quota" ? " after the reset" : ""
       } with:\n  ${again.map(shellQuote).join(" ")}\n`,
     );
