@@ -318,9 +318,10 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
           track();
           stats.ok++;
           if (response.finishReason === "length") stats.truncated++;
-          if (!first.open) {
+          if (!first.confirmed) {
+            const wasOpen = first.open;
             first.success();
-            wake();
+            if (!wasOpen) wake();
           }
           stats.tokensIn += response.usage.input_tokens;
           stats.tokensOut += response.usage.output_tokens;

@@ -140,3 +140,36 @@ test("runBatch() counts answers without text by reason and cut answers with text
   const cut = records.find((r) => r.id === "i3")!;
   expect(cut.record.finish_reason).toBe("length");
 });
+
+test("runBatch() takes a config failure after a success as the line's own, also when a retry opened the rate first", async () => {
+  let calls = 0;
+  const notFound: FailureInfo = {
+    status: 404,
+    code: "model_not_found",
+    message: "no such model",
+    retryable: false,
+    kind: "config",
+  };
+  const unavailable: FailureInfo = {
+    status: 503,
+    code: "unavailable",
+    message: "busy",
+    retryable: true,
+  };
+  const { provider } = scripted((item) => {
+    calls++;
+    if (calls === 1) return unavailable; // opens the rate without confirming anything
+    return item.id === "i7" ? notFound : "ok";
+  });
+  const run = runBatch(ReadableStream.from(lines(10)), {
+    provider,
+    rate: 1000,
+    retry: { maxAttempts: 3, baseDelayMs: 1 },
+  });
+  const records = await drain(run.results);
+  const stats = await run.done;
+  expect(stats.stopped).toBe(false);
+  expect(stats.fatal).toBe(undefined);
+  expect(stats.ok).toBe(9);
+  expect(records.find((r) => r.id === "i7")?.type).toBe("error");
+});
