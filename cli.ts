@@ -34,6 +34,7 @@ import {
   shellQuote,
 } from "./files.ts";
 import { serve } from "./server.ts";
+import { createFileStorage, defaultDataDir } from "./batch_storage.ts";
 import { batchCommand, parseBatchFlags, runBatchMode } from "./batch_cli.ts";
 
 const DEFAULT_RATES: Record<ProviderName, number> = {
@@ -282,7 +283,12 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     io.stdout(`model-fine-tuner ${pkg.version}\n`);
     return 0;
   }
-  if (command === "serve") return await serve(rest, io, { connectQuotaStore });
+  if (command === "serve") {
+    return await serve(rest, io, {
+      connectQuotaStore,
+      openBatchStorage: (dir) => createFileStorage(dir ?? defaultDataDir(io.env)),
+    });
+  }
   if (command === "status" || command === "cancel") return await batchCommand(command, rest, io);
   if (command !== "run") {
     io.stderr(`model-fine-tuner: unknown command '${command}' (try --help)\n`);

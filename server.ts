@@ -21,6 +21,8 @@ import { GEMINI_DEFAULT_RATE } from "./src/providers/gemini.ts";
 import { MOCK_DEFAULT_RATE } from "./src/providers/mock.ts";
 import { OPENAI_DEFAULT_RATE } from "./src/providers/openai.ts";
 import { createApp } from "./src/server/app.ts";
+import type { BatchManager } from "./src/server/batch_api/batch_manager.ts";
+import type { BatchStorage } from "./src/server/batch_api/storage.ts";
 import { isLoopback } from "./src/server/loopback.ts";
 
 /** Environment variables, as `process.env` or a Workers `env`. */
@@ -53,6 +55,10 @@ export interface ServerConfig {
   mockFailureRate?: number;
   /** `MFT_SERVER_TOKEN`; undefined means loopback only. */
   token?: string;
+  /** Batch API data directory (`--data-dir`, `MFT_DATA_DIR`); undefined: the default one. */
+  dataDir?: string;
+  /** Largest Batch API file upload in bytes (`--max-file-bytes`, `MFT_MAX_FILE_BYTES`). */
+  maxFileBytes?: number;
 }
 
 /** A server listening on a socket. */
@@ -85,6 +91,8 @@ HTTP API:
   POST /v1/runs          NDJSON lines in (any input format), NDJSON results out as each finishes,
                          then {"summary": {...}}; ?max_attempts=N (or header x-mft-max-attempts)
   GET  /v1/stats         rate, in flight, queued, per-run progress
+  /v1/files, /v1/batches OpenAI's Batch API (point the openai SDK at http://HOST:PORT/v1):
+                         batches run through the shared rate limit, durable in --data-dir
   GET  /healthz          liveness, no auth
 
 Options:
@@ -103,6 +111,10 @@ Options:
   --max-attempts N       default attempts per item (also MFT_MAX_ATTEMPTS; default 3)
   --timeout DUR          per-request timeout (also MFT_TIMEOUT; default 120s)
   --max-line-length N    longest input line in characters (default 1048576)
+  --data-dir DIR         where Batch API files and batches live, resumed on restart (also
+                         MFT_DATA_DIR; default $XDG_DATA_HOME/model-fine-tuner or
+                         ~/.local/share/model-fine-tuner)
+  --max-file-bytes N     largest Batch API upload (also MFT_MAX_FILE_BYTES; default 1073741824)
   --mock-latency DUR     mock provider answer time (default 20ms)
   --mock-failure-rate F  mock provider failure fraction, 0..1 (default 0)
   -h, --help             this text
@@ -145,6 +157,8 @@ export interface ServeFlags {
   "max-line-length"?: string;
   "mock-latency"?: string;
   "mock-failure-rate"?: string;
+  "data-dir"?: string;
+  "max-file-bytes"?: string;
 }
 
 function positive(name: string, text: string | undefined, integer: boolean): number | undefined {
@@ -226,6 +240,12 @@ export function resolveServerConfig(flags: ServeFlags, env: Env): ServerConfig {
     mockLatencyMs: durationMs("--mock-latency", flags["mock-latency"]),
     mockFailureRate,
     token: env.MFT_SERVER_TOKEN || undefined,
+    dataDir: flags["data-dir"] ?? (env.MFT_DATA_DIR || undefined),
+    maxFileBytes: positive(
+      "--max-file-bytes",
+      flags["max-file-bytes"] ?? env.MFT_MAX_FILE_BYTES,
+      true,
+    ),
   };
 }
 
@@ -236,7 +256,16 @@ export function resolveServerConfig(flags: ServeFlags, env: Env): ServerConfig {
  */
 export function buildServerApp(
   config: ServerConfig,
-  options: { signal?: AbortSignal; quota?: Quota } = {},
+  options: {
+    signal?: AbortSignal;
+    quota?: Quota;
+    /** Serves the Batch API on this storage. */
+    batch?: {
+      storage: BatchStorage;
+      log?: (line: string) => void;
+      onManager?: (m: BatchManager) => void;
+    };
+  } = {},
 ): Hono {
   const provider = createProvider({
     provider: config.provider,
@@ -257,6 +286,7 @@ export function buildServerApp(
     maxLineLength: config.maxLineLength,
     signal: options.signal,
     quota: options.quota,
+    batchApi: options.batch && { ...options.batch, maxFileBytes: config.maxFileBytes },
   });
 }
 
@@ -341,6 +371,8 @@ const SERVE_OPTIONS = {
   "max-line-length": { type: "string" },
   "mock-latency": { type: "string" },
   "mock-failure-rate": { type: "string" },
+  "data-dir": { type: "string" },
+  "max-file-bytes": { type: "string" },
   ...QUOTA_OPTIONS,
   help: { type: "boolean", short: "h" },
 } as const;
@@ -357,7 +389,11 @@ const SERVE_OPTIONS = {
 export async function serve(
   argv: string[],
   io: ServeIo,
-  options: { connectQuotaStore?: (url: string) => Promise<QuotaStoreConnection> } = {},
+  options: {
+    connectQuotaStore?: (url: string) => Promise<QuotaStoreConnection>;
+    /** Opens the Batch API's storage in a directory (default one when undefined); without it no Batch API. */
+    openBatchStorage?: (dir: string | undefined) => BatchStorage;
+  } = {},
 ): Promise<number> {
   const { parseArgs } = await importAtRuntime<typeof import("node:util")>("node:util");
   let hostname: string;
@@ -366,6 +402,8 @@ export async function serve(
   const shutdown = new AbortController();
   let app: Hono;
   let shared: Awaited<ReturnType<typeof sharedQuota>> | undefined;
+  let batches: BatchManager | undefined;
+  let storage: BatchStorage | undefined;
   try {
     const { values } = parseArgs({
       args: argv,
@@ -405,7 +443,16 @@ export async function serve(
       }),
     });
     config.rate = shared.rate;
-    app = buildServerApp(config, { signal: shutdown.signal, quota: shared.quota });
+    storage = options.openBatchStorage?.(config.dataDir);
+    app = buildServerApp(config, {
+      signal: shutdown.signal,
+      quota: shared.quota,
+      batch: storage && {
+        storage,
+        log: (line) => io.stderr(`${line}\n`),
+        onManager: (m) => (batches = m),
+      },
+    });
   } catch (error) {
     shared?.close();
     const e = error as Error & { code?: string };
@@ -433,7 +480,7 @@ export async function serve(
       config.model ? ` · model ${config.model}` : ""
     } · ${config.rate} req/s shared · ${
       config.token ? "bearer token required" : "no token: loopback only"
-    }\n`,
+    }${storage ? ` · batch API data in ${storage.location}` : ""}\n`,
   );
 
   return await new Promise<number>((resolve) => {
@@ -445,7 +492,8 @@ export async function serve(
           "stopping: no new requests; open runs finish what is in flight (Ctrl-C again to quit now)\n",
         );
         shutdown.abort(new DOMException("the server is shutting down", "AbortError"));
-        server.close().then(() => {
+        // Batches stop sending too; their in-flight answers are written before the exit.
+        Promise.all([server.close(), batches?.idle()]).then(() => {
           remove();
           shared?.close();
           resolve(0);

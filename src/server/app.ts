@@ -13,6 +13,8 @@ import { runBatch, type RunStats } from "../run.ts";
 import { Quota } from "../quota.ts";
 import { TextLineStream } from "../text_line_stream.ts";
 import { bearerChecker } from "./_auth.ts";
+import type { BatchManager } from "./batch_api/batch_manager.ts";
+import { type BatchApiOptions, createBatchApi } from "./batch_api/routes.ts";
 import { parseRunOptions } from "./_run_options.ts";
 
 /** Options for {@linkcode createApp}. */
@@ -75,6 +77,15 @@ export interface ServerOptions {
    *   `{ runtime: "workerd", maxOpenRequests: 6 }`, elsewhere none
    */
   runtimeLimit?: RuntimeLimit | null;
+  /**
+   * Serves OpenAI's Batch API (`/v1/files`, `/v1/batches`, see `batch_api/routes.ts`) on this
+   * storage, behind the same auth; its batches share this app's quota with runs, one lane each.
+   * `onManager` receives the manager (to wait for batches on shutdown).
+   * @default undefined (no Batch API)
+   */
+  batchApi?:
+    & Pick<BatchApiOptions, "storage" | "maxFileBytes" | "checkpointMs" | "log">
+    & { onManager?: (manager: BatchManager) => void };
 }
 
 /** A runtime's cap on open outgoing requests per invocation, see `ServerOptions.runtimeLimit`. */
@@ -282,6 +293,26 @@ export function createApp(options: ServerOptions): Hono {
     }
     await next();
   });
+
+  if (options.batchApi) {
+    const { onManager, ...batchOptions } = options.batchApi;
+    const batches = createBatchApi({
+      ...batchOptions,
+      provider,
+      quota,
+      maxAttempts,
+      timeoutMs,
+      maxLineLength,
+      maxInFlight: runtimeLimit?.maxOpenRequests,
+      signal: appSignal,
+      clock,
+    });
+    app.route("/v1", batches.app);
+    batches.manager.start().catch((error) =>
+      batchOptions.log?.(`batch API: cannot load ${batchOptions.storage.location}: ${error}`)
+    );
+    onManager?.(batches.manager);
+  }
 
   app.get("/v1/stats", (c) => {
     let inFlight = 0;

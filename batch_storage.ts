@@ -1,0 +1,202 @@
+/**
+ * The Batch API's storage on a directory of the local disk (`serve --data-dir`): a runtime edge,
+ * plain `node:` file handles as Bun, Deno and Node all provide them.
+ * @module
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { cutUnfinishedLastLine, fileBytes } from "./files.ts";
+import {
+  type Appender,
+  type BatchStorage,
+  NotFoundError,
+  TooLargeError,
+} from "./src/server/batch_api/storage.ts";
+
+const NAME = /^[A-Za-z0-9_.-]+$/;
+
+/**
+ * The default data directory: `$XDG_DATA_HOME/model-fine-tuner`, else
+ * `~/.local/share/model-fine-tuner`, else `./mft-data`.
+ */
+export function defaultDataDir(env: Record<string, string | undefined>): string {
+  if (env.XDG_DATA_HOME) return path.join(env.XDG_DATA_HOME, "model-fine-tuner");
+  if (env.HOME) return path.join(env.HOME, ".local", "share", "model-fine-tuner");
+  return path.resolve("mft-data");
+}
+
+function isMissing(error: unknown): boolean {
+  return (error as { code?: string })?.code === "ENOENT";
+}
+
+/** Syncs a directory, so a rename or a new file in it survives a power cut. */
+async function syncDir(dir: string): Promise<void> {
+  let handle: fs.promises.FileHandle | undefined;
+  try {
+    handle = await fs.promises.open(dir, "r");
+    await handle.sync();
+  } catch {
+    // Some systems can not open or sync a directory; the rename itself is still atomic.
+  } finally {
+    await handle?.close();
+  }
+}
+
+class FileAppender implements Appender {
+  #handle: fs.promises.FileHandle;
+  #queue: { text: string; done: () => void; fail: (e: unknown) => void }[] = [];
+  #writing: Promise<void> | undefined;
+  #error: unknown;
+  pendingBytes = 0;
+
+  constructor(handle: fs.promises.FileHandle) {
+    this.#handle = handle;
+  }
+
+  append(text: string): Promise<void> {
+    if (this.#error !== undefined) return Promise.reject(this.#error);
+    return new Promise<void>((done, fail) => {
+      this.#queue.push({ text, done, fail });
+      this.pendingBytes += text.length;
+      this.#writing ??= this.#drain().finally(() => (this.#writing = undefined));
+    });
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue;
+      this.#queue = [];
+      const text = batch.map((b) => b.text).join("");
+      try {
+        await this.#handle.write(text);
+        this.pendingBytes -= text.length;
+        for (const b of batch) b.done();
+      } catch (error) {
+        this.#error = error;
+        for (const b of [...batch, ...this.#queue]) b.fail(error);
+        this.#queue = [];
+        return;
+      }
+    }
+  }
+
+  async sync(): Promise<void> {
+    while (this.#writing) await this.#writing;
+    if (this.#error !== undefined) throw this.#error;
+    await this.#handle.sync();
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.sync();
+    } finally {
+      await this.#handle.close();
+    }
+  }
+}
+
+/**
+ * Opens (and creates on first write) the storage in `dir`.
+ * @param dir The data directory; created when missing, on the first write.
+ */
+export function createFileStorage(dir: string): BatchStorage {
+  const root = path.resolve(dir);
+  const at = (name: string) => {
+    if (!NAME.test(name)) throw new TypeError(`invalid storage name '${name}'`);
+    return path.join(root, name);
+  };
+  const ensure = () => fs.promises.mkdir(root, { recursive: true });
+  return {
+    location: root,
+    async list() {
+      try {
+        return await fs.promises.readdir(root);
+      } catch (error) {
+        if (isMissing(error)) return [];
+        throw error;
+      }
+    },
+    async writeStream(name, bytes, maxBytes) {
+      await ensure();
+      const file = at(name);
+      const handle = await fs.promises.open(file, "w");
+      let total = 0;
+      try {
+        for await (const chunk of bytes) {
+          total += chunk.byteLength;
+          if (total > maxBytes) {
+            throw new TooLargeError(`the file is larger than the limit of ${maxBytes} bytes`);
+          }
+          let off = 0;
+          while (off < chunk.byteLength) {
+            const { bytesWritten } = await handle.write(chunk, off, chunk.byteLength - off);
+            off += bytesWritten;
+          }
+        }
+        await handle.sync();
+      } catch (error) {
+        await handle.close();
+        await fs.promises.rm(file, { force: true });
+        throw error;
+      }
+      await handle.close();
+      return total;
+    },
+    async readStream(name) {
+      const file = at(name);
+      try {
+        await fs.promises.access(file);
+      } catch {
+        throw new NotFoundError(`no file '${name}'`);
+      }
+      return fileBytes(file);
+    },
+    async readText(name) {
+      try {
+        return await fs.promises.readFile(at(name), "utf8");
+      } catch (error) {
+        if (isMissing(error)) return undefined;
+        throw error;
+      }
+    },
+    async writeAtomic(name, text) {
+      await ensure();
+      const file = at(name);
+      const tmp = `${file}.${crypto.randomUUID()}.tmp`;
+      const handle = await fs.promises.open(tmp, "w");
+      try {
+        await handle.writeFile(text);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await fs.promises.rename(tmp, file);
+      await syncDir(root);
+    },
+    async rename(from, to) {
+      await fs.promises.rename(at(from), at(to));
+      await syncDir(root);
+    },
+    async size(name) {
+      try {
+        return (await fs.promises.stat(at(name))).size;
+      } catch (error) {
+        if (isMissing(error)) return undefined;
+        throw error;
+      }
+    },
+    async remove(name) {
+      await fs.promises.rm(at(name), { force: true });
+    },
+    async openAppend(name) {
+      await ensure();
+      return new FileAppender(await fs.promises.open(at(name), "a"));
+    },
+    async repairTail(name) {
+      await ensure();
+      const file = at(name);
+      await (await fs.promises.open(file, "a")).close();
+      return cutUnfinishedLastLine(file);
+    },
+  };
+}
