@@ -5,6 +5,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import process from "node:process";
+import { ConfigError } from "./src/errors.ts";
 import { cutUnfinishedLastLine, fileBytes } from "./files.ts";
 import {
   type Appender,
@@ -95,12 +97,58 @@ class FileAppender implements Appender {
   }
 }
 
+/** Whether a process with this id is running (signal 0 only checks). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as { code?: string })?.code === "EPERM";
+  }
+}
+
 /**
- * Opens (and creates on first write) the storage in `dir`.
- * @param dir The data directory; created when missing, on the first write.
+ * Takes the data directory for this process: `DIR/server.lock` holds its pid. Two servers on one
+ * directory would both resume its batches and send their requests twice; a lock left by a
+ * process that died (`kill -9`) is taken over.
+ * @throws {ConfigError} when a running process holds it.
+ */
+function lockDir(root: string): void {
+  fs.mkdirSync(root, { recursive: true });
+  const lock = path.join(root, "server.lock");
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(lock, `${process.pid}\n`, { flag: "wx" });
+      process.once("exit", () => {
+        try {
+          if (fs.readFileSync(lock, "utf8").trim() === String(process.pid)) fs.rmSync(lock);
+        } catch {
+          // already gone
+        }
+      });
+      return;
+    } catch (error) {
+      if ((error as { code?: string })?.code !== "EEXIST") throw error;
+      const pid = Number(fs.readFileSync(lock, "utf8").trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+        throw new ConfigError(
+          `the data directory ${root} is in use by process ${pid} (${lock}); give each server its own --data-dir`,
+        );
+      }
+      fs.rmSync(lock, { force: true });
+    }
+  }
+  throw new ConfigError(`cannot lock the data directory ${root} (${lock})`);
+}
+
+/**
+ * Opens the storage in `dir` (created when missing) and locks it for this process.
+ * @param dir The data directory.
+ * @throws {ConfigError} when another running process holds the directory.
  */
 export function createFileStorage(dir: string): BatchStorage {
   const root = path.resolve(dir);
+  lockDir(root);
   const at = (name: string) => {
     if (!NAME.test(name)) throw new TypeError(`invalid storage name '${name}'`);
     return path.join(root, name);

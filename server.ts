@@ -391,7 +391,10 @@ export async function serve(
   io: ServeIo,
   options: {
     connectQuotaStore?: (url: string) => Promise<QuotaStoreConnection>;
-    /** Opens the Batch API's storage in a directory (default one when undefined); without it no Batch API. */
+    /**
+     * Opens the Batch API's storage in a directory (the default one when undefined); without it
+     * there is no Batch API. May throw a `ConfigError` (exit 2).
+     */
     openBatchStorage?: (dir: string | undefined) => BatchStorage;
   } = {},
 ): Promise<number> {

@@ -50,6 +50,12 @@ export interface BatchManagerOptions {
   log?: (line: string) => void;
 }
 
+type ManagerSettings = Required<Omit<BatchManagerOptions, "maxInFlight" | "signal" | "log">> & {
+  maxInFlight?: number;
+  signal?: AbortSignal;
+  log: (line: string) => void;
+};
+
 /** A file's stored metadata: the OpenAI object and which batch made it (output files). */
 interface StoredFile {
   file: FileObject;
@@ -120,11 +126,7 @@ async function eachRecord(
  * ```
  */
 export class BatchManager {
-  readonly #o: Required<Omit<BatchManagerOptions, "maxInFlight" | "signal" | "log">> & {
-    maxInFlight?: number;
-    signal?: AbortSignal;
-    log: (line: string) => void;
-  };
+  readonly #o: ManagerSettings;
   readonly #files = new Map<string, StoredFile>();
   readonly #batches = new Map<string, LiveBatch>();
   #started?: Promise<void>;
@@ -137,7 +139,10 @@ export class BatchManager {
       checkpointMs: 1000,
       clock: systemClock,
       log: () => {},
-      ...options,
+      // An option passed as undefined takes its default.
+      ...(Object.fromEntries(
+        Object.entries(options).filter(([, value]) => value !== undefined),
+      ) as unknown as BatchManagerOptions),
     };
   }
 
@@ -525,7 +530,7 @@ export class BatchManager {
               done.add(id);
               b.request_counts.failed++;
               dirty = true;
-              await write(err, errorLine(id, { status: 400, code: "invalid_value", ...problem }));
+              await write(err, errorLine(id, { status: 400, ...problem }));
               controller.enqueue("");
             },
           });

@@ -149,13 +149,14 @@ export async function validateInput(
 export function checkBody(
   endpoint: string,
   body: unknown,
-): { message: string; param: string | null } | undefined {
+): { message: string; param: string | null; code: string } | undefined {
   if (endpoint !== "/v1/chat/completions") return undefined;
   const r = v.safeParse(ChatBody, body);
   if (r.success) return undefined;
   const issue = r.issues[0];
   const param = v.getDotPath(issue) ?? null;
   return {
+    code: issue.input === undefined ? "missing_required_parameter" : "invalid_value",
     message: param
       ? issue.input === undefined
         ? `Missing required parameter: '${param}'.`
