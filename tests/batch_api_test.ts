@@ -388,6 +388,46 @@ test(
 );
 
 test(
+  "a batch and a /v1/runs caller share the server's one rate: neither waits for the other",
+  async () => {
+    const s = await serve(path.join(tmp, "fair"), ["--rate-limit", "40"]);
+    try {
+      const lines = Array.from({ length: 400 }, (_, i) => request(`f-${i}`, `fair ${i}`));
+      const created = await s.client.batches.create({
+        input_file_id: (await upload(s.client, jsonl(lines))).id,
+        endpoint: "/v1/chat/completions",
+        completion_window: "24h",
+      });
+      while ((await s.client.batches.retrieve(created.id)).request_counts!.completed < 20) {
+        await Bun.sleep(20);
+      }
+      const before = (await s.client.batches.retrieve(created.id)).request_counts!.completed;
+      const body = Array.from({ length: 40 }, (_, i) =>
+        JSON.stringify({ id: `r${i}`, prompt: `run ${i}` }))
+        .join("\n") + "\n";
+      const res = await fetch(`${s.url}/v1/runs`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${TOKEN}` },
+        body,
+      });
+      const out = (await res.text()).trim().split("\n").map((l) => JSON.parse(l));
+      expect(out.at(-1).summary.ok).toBe(40);
+      const after = await s.client.batches.retrieve(created.id);
+      // At 40 req/s a lone batch needs 10 s for 400 lines and the run's 40 lines alone 1 s; shared
+      // round-robin the run ends in about 2 s, long before the batch, which kept going meanwhile.
+      expect(after.status).toBe("in_progress");
+      expect(after.request_counts!.completed).toBeLessThan(400);
+      expect(after.request_counts!.completed - before).toBeGreaterThanOrEqual(10);
+      await s.client.batches.cancel(created.id);
+      await poll(s.client, created.id);
+    } finally {
+      await stop(s);
+    }
+  },
+  60_000,
+);
+
+test(
   "kill -9 mid-batch, restart on the same --data-dir: it resumes and resends only what was in flight",
   async () => {
     const dir = path.join(tmp, "crash");
