@@ -22,9 +22,54 @@ const NAME = /^[A-Za-z0-9_.-]+$/;
  * `~/.local/share/model-fine-tuner`, else `./mft-data`.
  */
 export function defaultDataDir(env: Record<string, string | undefined>): string {
-  if (env.XDG_DATA_HOME) return path.join(env.XDG_DATA_HOME, "model-fine-tuner");
-  if (env.HOME) return path.join(env.HOME, ".local", "share", "model-fine-tuner");
+  // Deno with a narrow --allow-env throws on a variable not listed: that is "unset" here.
+  const get = (name: string) => {
+    try {
+      return env[name] || undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const xdg = get("XDG_DATA_HOME");
+  if (xdg) return path.join(xdg, "model-fine-tuner");
+  const home = get("HOME");
+  if (home) return path.join(home, ".local", "share", "model-fine-tuner");
   return path.resolve("mft-data");
+}
+
+/**
+ * The storage `serve` uses: in `dir` when one was given (`--data-dir`, `MFT_DATA_DIR`), and then
+ * any failure is the user's to fix; else in {@linkcode defaultDataDir}, and when that can not be
+ * used (no permission, another server holds it) the server runs without the Batch API and says
+ * why through `warn`.
+ * @throws {ConfigError} when the given `dir` can not be used.
+ */
+export function openServerStorage(
+  dir: string | undefined,
+  env: Record<string, string | undefined>,
+  warn: (line: string) => void,
+): BatchStorage | undefined {
+  if (dir !== undefined) {
+    try {
+      return createFileStorage(dir);
+    } catch (error) {
+      if (error instanceof ConfigError) throw error;
+      throw new ConfigError(
+        `cannot use the data directory ${dir}: ${(error as Error)?.message ?? error}`,
+      );
+    }
+  }
+  const fallback = defaultDataDir(env);
+  try {
+    return createFileStorage(fallback);
+  } catch (error) {
+    warn(
+      `serve: no Batch API (/v1/files, /v1/batches): ${
+        (error as Error)?.message ?? error
+      }; pass --data-dir DIR to have it`,
+    );
+    return undefined;
+  }
 }
 
 function isMissing(error: unknown): boolean {

@@ -34,7 +34,7 @@ import {
   shellQuote,
 } from "./files.ts";
 import { serve } from "./server.ts";
-import { createFileStorage, defaultDataDir } from "./batch_storage.ts";
+import { openServerStorage } from "./batch_storage.ts";
 import { batchCommand, parseBatchFlags, runBatchMode } from "./batch_cli.ts";
 
 const DEFAULT_RATES: Record<ProviderName, number> = {
@@ -286,7 +286,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   if (command === "serve") {
     return await serve(rest, io, {
       connectQuotaStore,
-      openBatchStorage: (dir) => createFileStorage(dir ?? defaultDataDir(io.env)),
+      openBatchStorage: (dir) => openServerStorage(dir, io.env, (line) => io.stderr(`${line}\n`)),
     });
   }
   if (command === "status" || command === "cancel") return await batchCommand(command, rest, io);

@@ -172,6 +172,18 @@ function positive(name: string, text: string | undefined, integer: boolean): num
   return n;
 }
 
+/**
+ * A variable the server can do without: Deno run with a narrower `--allow-env` list throws on
+ * reading it, which means unset here.
+ */
+function optionalEnv(env: Env, name: string): string | undefined {
+  try {
+    return env[name];
+  } catch {
+    return undefined;
+  }
+}
+
 function durationMs(name: string, text: string | undefined): number | undefined {
   if (text === undefined || text === "") return undefined;
   try {
@@ -240,10 +252,10 @@ export function resolveServerConfig(flags: ServeFlags, env: Env): ServerConfig {
     mockLatencyMs: durationMs("--mock-latency", flags["mock-latency"]),
     mockFailureRate,
     token: env.MFT_SERVER_TOKEN || undefined,
-    dataDir: flags["data-dir"] ?? (env.MFT_DATA_DIR || undefined),
+    dataDir: flags["data-dir"] ?? (optionalEnv(env, "MFT_DATA_DIR") || undefined),
     maxFileBytes: positive(
       "--max-file-bytes",
-      flags["max-file-bytes"] ?? env.MFT_MAX_FILE_BYTES,
+      flags["max-file-bytes"] ?? optionalEnv(env, "MFT_MAX_FILE_BYTES"),
       true,
     ),
   };
@@ -395,7 +407,7 @@ export async function serve(
      * Opens the Batch API's storage in a directory (the default one when undefined); without it
      * there is no Batch API. May throw a `ConfigError` (exit 2).
      */
-    openBatchStorage?: (dir: string | undefined) => BatchStorage;
+    openBatchStorage?: (dir: string | undefined) => BatchStorage | undefined;
   } = {},
 ): Promise<number> {
   const { parseArgs } = await importAtRuntime<typeof import("node:util")>("node:util");
