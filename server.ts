@@ -21,6 +21,7 @@ import { GEMINI_DEFAULT_RATE } from "./src/providers/gemini.ts";
 import { MOCK_DEFAULT_RATE } from "./src/providers/mock.ts";
 import { OPENAI_DEFAULT_RATE } from "./src/providers/openai.ts";
 import { createApp } from "./src/server/app.ts";
+import { createBatchBackend } from "./src/batch/create_batch_backend.ts";
 import type { BatchManager } from "./src/server/batch_api/batch_manager.ts";
 import type { BatchStorage } from "./src/server/batch_api/storage.ts";
 import { isLoopback } from "./src/server/loopback.ts";
@@ -59,6 +60,10 @@ export interface ServerConfig {
   dataDir?: string;
   /** Largest Batch API file upload in bytes (`--max-file-bytes`, `MFT_MAX_FILE_BYTES`). */
   maxFileBytes?: number;
+  /** How Batch API batches run: `realtime` (the shared quota) or `batch` (the provider's Batch API). */
+  batchMode?: "realtime" | "batch";
+  /** `MFT_BATCH_POLL_INTERVAL` in ms: first wait between polls of the provider's batches. */
+  batchPollMs?: number;
 }
 
 /** A server listening on a socket. */
@@ -115,6 +120,8 @@ Options:
                          MFT_DATA_DIR; default $XDG_DATA_HOME/model-fine-tuner or
                          ~/.local/share/model-fine-tuner)
   --max-file-bytes N     largest Batch API upload (also MFT_MAX_FILE_BYTES; default 1073741824)
+  --mode realtime|batch  how /v1/batches run: through the shared rate (default) or as batches at
+                         the provider's own Batch API (openai, gemini; half price)
   --mock-latency DUR     mock provider answer time (default 20ms)
   --mock-failure-rate F  mock provider failure fraction, 0..1 (default 0)
   -h, --help             this text
@@ -159,6 +166,7 @@ export interface ServeFlags {
   "mock-failure-rate"?: string;
   "data-dir"?: string;
   "max-file-bytes"?: string;
+  mode?: string;
 }
 
 function positive(name: string, text: string | undefined, integer: boolean): number | undefined {
@@ -182,6 +190,19 @@ function optionalEnv(env: Env, name: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+function batchMode(text: string | undefined, provider: ProviderName): "realtime" | "batch" {
+  if (text === undefined || text === "realtime") return "realtime";
+  if (text !== "batch") {
+    throw new UsageError(`--mode must be realtime or batch: got '${text}'`);
+  }
+  if (provider === "mock") {
+    throw new UsageError(
+      "--mode batch needs --provider openai or gemini (offline: serve scripts/mock_batch.ts and pass its URL as --base-url)",
+    );
+  }
+  return "batch";
 }
 
 function durationMs(name: string, text: string | undefined): number | undefined {
@@ -258,6 +279,8 @@ export function resolveServerConfig(flags: ServeFlags, env: Env): ServerConfig {
       flags["max-file-bytes"] ?? optionalEnv(env, "MFT_MAX_FILE_BYTES"),
       true,
     ),
+    batchMode: batchMode(flags.mode, provider),
+    batchPollMs: durationMs("MFT_BATCH_POLL_INTERVAL", optionalEnv(env, "MFT_BATCH_POLL_INTERVAL")),
   };
 }
 
@@ -298,7 +321,23 @@ export function buildServerApp(
     maxLineLength: config.maxLineLength,
     signal: options.signal,
     quota: options.quota,
-    batchApi: options.batch && { ...options.batch, maxFileBytes: config.maxFileBytes },
+    batchApi: options.batch && {
+      ...options.batch,
+      maxFileBytes: config.maxFileBytes,
+      providerBatch: config.batchMode === "batch"
+        ? {
+          backend: createBatchBackend({
+            provider: config.provider,
+            apiKey: config.apiKey,
+            baseUrl: config.baseUrl,
+            model: config.model,
+            timeoutMs: config.timeoutMs,
+            fetch: providerFetch(),
+          }),
+          pollIntervalMs: config.batchPollMs,
+        }
+        : undefined,
+    },
   });
 }
 
@@ -385,6 +424,7 @@ const SERVE_OPTIONS = {
   "mock-failure-rate": { type: "string" },
   "data-dir": { type: "string" },
   "max-file-bytes": { type: "string" },
+  mode: { type: "string" },
   ...QUOTA_OPTIONS,
   help: { type: "boolean", short: "h" },
 } as const;
@@ -495,7 +535,13 @@ export async function serve(
       config.model ? ` · model ${config.model}` : ""
     } · ${config.rate} req/s shared · ${
       config.token ? "bearer token required" : "no token: loopback only"
-    }${storage ? ` · batch API data in ${storage.location}` : ""}\n`,
+    }${
+      storage
+        ? ` · batch API data in ${storage.location}${
+          config.batchMode === "batch" ? ` · batches go to ${config.provider}'s Batch API` : ""
+        }`
+        : ""
+    }\n`,
   );
 
   return await new Promise<number>((resolve) => {

@@ -8,6 +8,7 @@ import * as path from "node:path";
 import process from "node:process";
 import OpenAI from "openai";
 import { type MockProvider, startMockProvider } from "../scripts/mock_provider.ts";
+import { startMockBatch } from "../scripts/mock_batch.ts";
 import { TextLineStream } from "../src/text_line_stream.ts";
 import { CLI } from "./_cli.ts";
 
@@ -39,7 +40,11 @@ interface Served {
 }
 
 /** Starts `cli.ts serve` on a free port with `args`; resolves once it listens. */
-async function serve(dataDir: string, args: string[] = []): Promise<Served> {
+async function serve(
+  dataDir: string,
+  args: string[] = [],
+  options: { baseUrl?: string; env?: Record<string, string> } = {},
+): Promise<Served> {
   const proc = Bun.spawn([
     process.execPath,
     CLI,
@@ -49,7 +54,7 @@ async function serve(dataDir: string, args: string[] = []): Promise<Served> {
     "--provider",
     "openai",
     "--base-url",
-    `${mock.url}/v1`,
+    options.baseUrl ?? `${mock.url}/v1`,
     "--data-dir",
     dataDir,
     ...args,
@@ -61,6 +66,7 @@ async function serve(dataDir: string, args: string[] = []): Promise<Served> {
       OPENAI_API_KEY: KEY,
       MFT_SERVER_TOKEN: TOKEN,
       BUN_CONFIG_MAX_HTTP_REQUESTS: "65535",
+      ...options.env,
     },
     stdout: "pipe",
     stderr: "pipe",
@@ -475,4 +481,58 @@ test(
     }
   },
   90_000,
+);
+
+test(
+  "--mode batch: the provider's own Batch API runs it, and a kill -9 re-attaches without submitting again",
+  async () => {
+    const mb = await startMockBatch({
+      validatingMs: 20,
+      runningMs: 1500,
+      finalizingMs: 10,
+      cancellingMs: 10,
+      itemErrorRate: 0.2,
+    });
+    const dir = path.join(tmp, "provider-batch");
+    const opts = { baseUrl: `${mb.url}/v1`, env: { MFT_BATCH_POLL_INTERVAL: "20ms" } };
+    try {
+      const first = await serve(dir, ["--mode", "batch"], opts);
+      const lines = Array.from({ length: 30 }, (_, i) => request(`p-${i}`, `batch ${i}`));
+      const created = await first.client.batches.create({
+        input_file_id: (await upload(first.client, jsonl(lines))).id,
+        endpoint: "/v1/chat/completions",
+        completion_window: "24h",
+      });
+      // Killed while the provider's batch runs; the restart finds it again by the saved job.
+      while (mb.batches().length === 0) await Bun.sleep(10);
+      await stop(first);
+      const second = await serve(dir, ["--mode", "batch"], opts);
+      try {
+        const { batch } = await poll(second.client, created.id);
+        expect(batch.status).toBe("completed");
+        const { completed, failed, total } = batch.request_counts!;
+        expect(total).toBe(30);
+        expect(completed + failed).toBe(30);
+        expect(failed).toBeGreaterThan(0); // the mock's item errors
+        const output = await download(second.client, batch.output_file_id);
+        const errors = await download(second.client, batch.error_file_id);
+        expectEachOnce(lines.map((l) => l.custom_id), output, errors);
+        for (const r of output) expect(r.response.status_code).toBe(200);
+        for (const r of errors) expect(r.response?.status_code ?? r.error?.code).toBeDefined();
+        expect(second.stderr()).toContain(`batch ${created.id}: resume: re-attached`);
+        expect(mb.stats()).toMatchObject({
+          batches: 1,
+          batchItems: 30,
+          resubmitted: [],
+          answeredTwice: [],
+          realtimeRequests: 0,
+        });
+      } finally {
+        await stop(second);
+      }
+    } finally {
+      await mb.close();
+    }
+  },
+  60_000,
 );

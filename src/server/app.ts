@@ -84,7 +84,7 @@ export interface ServerOptions {
    * @default undefined (no Batch API)
    */
   batchApi?:
-    & Pick<BatchApiOptions, "storage" | "maxFileBytes" | "checkpointMs" | "log">
+    & Pick<BatchApiOptions, "storage" | "maxFileBytes" | "checkpointMs" | "log" | "providerBatch">
     & { onManager?: (manager: BatchManager) => void };
 }
 

@@ -22,6 +22,9 @@ import {
   unixSeconds,
 } from "./records.ts";
 import type { Appender, BatchStorage } from "./storage.ts";
+import { storageJobStore } from "./storage_job_store.ts";
+import type { BatchBackend } from "../../batch/backend.ts";
+import { runBatchJob } from "../../batch/run_batch_job.ts";
 import { checkBody, validateInput } from "./validate_input.ts";
 
 /** Options for {@linkcode BatchManager}. */
@@ -48,13 +51,23 @@ export interface BatchManagerOptions {
   clock?: Clock;
   /** Where to say what happens to batches (a line of text each). @default nothing */
   log?: (line: string) => void;
+  /**
+   * Send batches to the provider's own Batch API (`serve --mode batch`, half price) instead of
+   * the realtime path. The provider's batches then set the pace, not the server's quota; its
+   * completion window applies (expired batches are submitted again, up to `maxAttempts`).
+   * @default undefined (realtime)
+   */
+  providerBatch?: { backend: BatchBackend; pollIntervalMs?: number };
 }
 
-type ManagerSettings = Required<Omit<BatchManagerOptions, "maxInFlight" | "signal" | "log">> & {
-  maxInFlight?: number;
-  signal?: AbortSignal;
-  log: (line: string) => void;
-};
+type ManagerSettings =
+  & Required<Omit<BatchManagerOptions, "maxInFlight" | "signal" | "log" | "providerBatch">>
+  & Pick<BatchManagerOptions, "providerBatch">
+  & {
+    maxInFlight?: number;
+    signal?: AbortSignal;
+    log: (line: string) => void;
+  };
 
 /** A file's stored metadata: the OpenAI object and which batch made it (output files). */
 interface StoredFile {
@@ -501,7 +514,10 @@ export class BatchManager {
       checkpoint().catch((e) => (writeError ??= e));
     }, this.#o.checkpointMs);
     const expiry = new AbortController();
-    const expiresIn = (b.expires_at ?? Infinity) * 1000 - Date.now();
+    // At the provider its own completion window applies.
+    const expiresIn = this.#o.providerBatch
+      ? Infinity
+      : (b.expires_at ?? Infinity) * 1000 - Date.now();
     const expiryTimer = Number.isFinite(expiresIn)
       ? setTimeout(() => expiry.abort(), Math.max(0, Math.min(expiresIn, 2 ** 31 - 1)))
       : undefined;
@@ -509,35 +525,74 @@ export class BatchManager {
     const stops = [live.cancel.signal, expiry.signal, ...(shutdown ? [shutdown] : [])];
     const stop = AbortSignal.any(stops);
     let ended: "completed" | "cancelled" | "expired" | "shutdown";
+    let detached = false; // the provider's job stopped before it was done (shutdown)
     try {
-      while (true) {
-        if (!stop.aborted) {
-          const bodies = new TransformStream<string, string>({
-            // A body that can not be a request is answered 400 here, as OpenAI would, and not
-            // sent; its line goes on as a blank one so that line numbers stay right.
-            async transform(line, controller) {
-              if (line.trim() === "") return controller.enqueue(line);
-              let value: { custom_id?: unknown; body?: unknown };
-              try {
-                value = JSON.parse(line);
-              } catch {
-                return controller.enqueue(line);
-              }
-              const id = typeof value?.custom_id === "string" ? value.custom_id : undefined;
-              if (id === undefined || done.has(id)) return controller.enqueue("");
-              const problem = checkBody(b.endpoint, value.body);
-              if (!problem) return controller.enqueue(line);
-              done.add(id);
-              b.request_counts.failed++;
-              dirty = true;
-              await write(err, errorLine(id, { status: 400, ...problem }));
-              controller.enqueue("");
+      while (this.#o.providerBatch) {
+        const store = storageJobStore(storage, b.id);
+        // A cancel becomes the job's cancel request: the job cancels its batches at the
+        // provider and writes what never ran to the error file (batch_cancelled).
+        const requestCancel = () => void store.requestCancel().catch((e) => (writeError ??= e));
+        if (live.cancel.signal.aborted) await store.requestCancel();
+        else live.cancel.signal.addEventListener("abort", requestCancel, { once: true });
+        const job = await store.load();
+        const attached = job !== undefined && job.state !== "done" && job.state !== "planning";
+        const stats = await runBatchJob(
+          attached ? undefined : await this.#requestLines(live, done, (record) => {
+            b.request_counts.failed++;
+            dirty = true;
+            return write(err, record);
+          }),
+          {
+            backend: this.#o.providerBatch.backend,
+            store,
+            sink: {
+              write: async (r) => {
+                dirty = true;
+                if (r.type === "ok") {
+                  b.request_counts.completed++;
+                  await write(out, r.record);
+                } else {
+                  b.request_counts.failed++;
+                  const e = r.record.error as { status: number; code: string; message: string };
+                  await write(err, errorLine(resultId(r), e));
+                }
+              },
+              sync: async () => {
+                await out.sync();
+                await err.sync();
+              },
             },
+            answered: done,
+            maxAttempts: this.#o.maxAttempts,
+            pollIntervalMs: this.#o.providerBatch.pollIntervalMs,
+            maxLineLength: this.#o.maxLineLength,
+            stopSignal: shutdown,
+            clock,
+            onEvent: (message) => this.#o.log(`batch ${b.id}: ${message}`),
+          },
+        );
+        live.cancel.signal.removeEventListener("abort", requestCancel);
+        if (stats.fatal && !shutdown?.aborted) {
+          this.#o.log(
+            `batch ${b.id}: the provider stopped it (${stats.fatal.message}); trying again in 60 s`,
+          );
+          await delay(60_000, { clock, signal: shutdown }).catch(() => {});
+          continue;
+        }
+        detached = stats.stopped;
+        if (!stats.stopped) {
+          await storage.remove(`${b.id}.job.json`);
+          await storage.remove(`${b.id}.job.cancel`);
+        }
+        break;
+      }
+      while (!this.#o.providerBatch) {
+        if (!stop.aborted) {
+          const lines = await this.#requestLines(live, done, (record) => {
+            b.request_counts.failed++;
+            dirty = true;
+            return write(err, record);
           });
-          const lines = (await storage.readStream(content(b.input_file_id)))
-            .pipeThrough(new TextDecoderStream())
-            .pipeThrough(new TextLineStream({ maxLineLength: this.#o.maxLineLength }))
-            .pipeThrough(bodies);
           const run = runBatch(lines, {
             provider,
             quota,
@@ -578,14 +633,16 @@ export class BatchManager {
         }
         break;
       }
-      ended = live.cancel.signal.aborted
+      ended = detached
+        ? "shutdown"
+        : live.cancel.signal.aborted
         ? "cancelled"
         : expiry.signal.aborted
         ? "expired"
         : shutdown?.aborted
         ? "shutdown"
         : "completed";
-      if (ended === "cancelled" || ended === "expired") {
+      if ((ended === "cancelled" || ended === "expired") && !this.#o.providerBatch) {
         // Every request ends in one of the two files: the unsent ones in the error file.
         const code = ended === "cancelled" ? "batch_cancelled" : "batch_expired";
         const message = ended === "cancelled"
@@ -617,6 +674,41 @@ export class BatchManager {
     if (writeError !== undefined) throw writeError;
     await this.#save(live);
     return ended;
+  }
+
+  /**
+   * The input file's lines for a run: those already finished become blank lines (skipped, line
+   * numbers kept), and a body that can not be a request is answered 400 here, as OpenAI would,
+   * through `reject`, and not sent.
+   */
+  async #requestLines(
+    live: LiveBatch,
+    done: IdSet,
+    reject: (record: Record<string, unknown>) => Promise<void>,
+  ): Promise<ReadableStream<string>> {
+    const endpoint = live.batch.endpoint;
+    const bodies = new TransformStream<string, string>({
+      async transform(line, controller) {
+        if (line.trim() === "") return controller.enqueue(line);
+        let value: { custom_id?: unknown; body?: unknown };
+        try {
+          value = JSON.parse(line);
+        } catch {
+          return controller.enqueue(line);
+        }
+        const id = typeof value?.custom_id === "string" ? value.custom_id : undefined;
+        if (id === undefined || done.has(id)) return controller.enqueue("");
+        const problem = checkBody(endpoint, value.body);
+        if (!problem) return controller.enqueue(line);
+        done.add(id);
+        await reject(errorLine(id, { status: 400, ...problem }));
+        controller.enqueue("");
+      },
+    });
+    return (await this.#o.storage.readStream(content(live.batch.input_file_id)))
+      .pipeThrough(new TextDecoderStream())
+      .pipeThrough(new TextLineStream({ maxLineLength: this.#o.maxLineLength }))
+      .pipeThrough(bodies);
   }
 
   /** Registers the output and error files and sets the final status; safe to run again. */
