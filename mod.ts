@@ -103,6 +103,7 @@ export {
   runBatchJob,
 } from "./src/batch/mod.ts";
 export { isLoopback } from "./src/server/loopback.ts";
+export { type Appender, type BatchStorage } from "./src/server/batch_api/storage.ts";
 export { TextLineStream, type TextLineStreamOptions } from "./src/text_line_stream.ts";
 export {
   createProvider,

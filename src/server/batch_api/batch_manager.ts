@@ -199,7 +199,7 @@ export class BatchManager {
 
   /** Waits for every running batch to stop (after the shutdown signal, or when all finish). */
   async idle(): Promise<void> {
-    await this.#started;
+    await this.#started?.catch(() => {});
     await Promise.all([...this.#batches.values()].map((b) => b.running));
   }
 
