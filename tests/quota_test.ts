@@ -6,6 +6,7 @@ import { mulberry32 } from "../src/_prng.ts";
 import { type Clock, delay } from "../src/clock.ts";
 import type { FailureInfo } from "../src/errors.ts";
 import { Quota, TOKEN_BURST_SHARE, TOKEN_PACE } from "../src/quota.ts";
+import { TokenGate } from "../src/token_gate.ts";
 import { parseRateLimitHeaders } from "../src/rate_limit_headers.ts";
 import { Scheduler } from "../src/scheduler.ts";
 import type { TokenEstimate } from "../src/tokens.ts";
@@ -1091,4 +1092,105 @@ test("Quota.close() rejects an acquire still waiting for the token budget", asyn
   const settled = await Promise.race([wait, flush().then(() => "still pending")]);
   expect(settled).toBe(reason);
   expect(clock.pending).toBe(0);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Token quotas as providers count them (issue 15).
+
+const OPENAI_TOKEN_429 = (requested: number, used = 71_000) =>
+  rateLimited({
+    message: `Rate limit reached for m in organization org-x on tokens per min (TPM): Limit ` +
+      `72000, Used ${used}, Requested ${requested}. Please try again in 1.8s.`,
+  });
+
+test("Quota calibrates a model's estimate by the Requested N of a token 429", async () => {
+  const clock = new FakeClock();
+  const quota = new Quota({ rate: 1000, tpm: 72000, clock });
+  const estimate: TokenEstimate = {
+    prompt: 100,
+    output: 50,
+    outputFromLine: true,
+    model: "m",
+    counts: "request",
+  };
+  await quota.acquire({ tokens: estimate });
+  expect(estimate.charged).toBe(150);
+  quota.onFailure(OPENAI_TOKEN_429(200), estimate);
+  // The provider charged 200: the prompt counts 1.5 times the estimate, for this model only.
+  expect(quota.cost(estimate)).toBe(200);
+  expect(quota.cost({ ...estimate, model: "other" })).toBe(150);
+  quota.close();
+});
+
+test("Quota holds the token budget to Limit − Used of a token 429", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 1000, tpm: 72000, clock });
+  const estimate: TokenEstimate = { prompt: 100, output: 0, outputFromLine: true };
+  // 71,950 of 72,000 used: 50 left, so the next 100 tokens wait for 50 of refill.
+  quota.onFailure(OPENAI_TOKEN_429(100, 71_950), { ...estimate });
+  const times = acquireMany(quota, clock, 1, estimate);
+  await clock.advance(2000);
+  expectTimes(times, [t0 + 50 * msPerToken(72000)]);
+  quota.close();
+});
+
+test("Quota syncs the token budget with x-ratelimit-remaining-tokens", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 1000, tpm: 72000, clock });
+  quota.onSuccess({ rateLimit: { remainingTokens: 20 } });
+  const times = acquireMany(quota, clock, 1, prompt100);
+  await clock.advance(2000);
+  expectTimes(times, [t0 + 80 * msPerToken(72000)]);
+  quota.close();
+});
+
+test('Quota keeps a "request" charge whatever the usage says (the provider charged its estimate)', async () => {
+  const clock = new FakeClock();
+  const quota = new Quota({ rate: 1000, tpm: 72000, clock });
+  const estimate: TokenEstimate = {
+    prompt: 100,
+    output: 50,
+    outputFromLine: true,
+    counts: "request",
+  };
+  await quota.acquire({ tokens: estimate });
+  quota.onSuccess({ estimate, usage: { input_tokens: 40, output_tokens: 3 } });
+  expect(estimate.charged).toBe(150);
+  expect(quota.cost(estimate)).toBe(150);
+  quota.close();
+});
+
+test('Quota corrects an "input" charge to the real input tokens and learns their scale', async () => {
+  const clock = new FakeClock();
+  const quota = new Quota({ rate: 1000, tpm: 72000, clock });
+  const estimate: TokenEstimate = {
+    prompt: 100,
+    output: 0,
+    outputFromLine: true,
+    model: "g",
+    counts: "input",
+  };
+  await quota.acquire({ tokens: estimate });
+  quota.onSuccess({ estimate, usage: { input_tokens: 80, output_tokens: 300 } });
+  expect(estimate.charged).toBe(80); // the output does not count against an input-token quota
+  expect(quota.cost(estimate)).toBe(98); // scale 0.9 + 0.08
+  quota.close();
+});
+
+test("Quotas given one token budget share it", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const gate = new TokenGate(72000, clock);
+  const a = new Quota({ rate: 1000, tokenGate: gate, clock });
+  const b = new Quota({ rate: 1000, tokenGate: gate, clock });
+  expect(b.stats.tpm).toBe(72000);
+  // a takes the whole bucket (300 tokens); b's 100 then waits for 100 tokens of refill.
+  acquireMany(a, clock, 3, prompt100);
+  const times = acquireMany(b, clock, 1, prompt100);
+  await clock.advance(1000);
+  expectTimes(times, [t0 + 100 * msPerToken(72000)]);
+  a.close();
+  b.close();
 });
