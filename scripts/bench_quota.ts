@@ -320,7 +320,7 @@ async function tokenScenario(
   try {
     const started = performance.now();
     const base = s.provider === "openai" ? `${mock.url}/v1` : `${mock.url}/v1beta`;
-    const keyEnv = s.provider === "openai"
+    const keyEnv: Record<string, string> = s.provider === "openai"
       ? { OPENAI_API_KEY: "bench-key" }
       : { GEMINI_API_KEY: "bench-key" };
     const per = Math.ceil(n / s.jobs);

@@ -4,7 +4,7 @@
  * and climbs back (AIMD), or finds the rate by itself (`rate: "auto"`).
  * @module
  */
-import { type Clock, delay, systemClock } from "./clock.ts";
+import { type Clock, systemClock } from "./clock.ts";
 import type { FailureInfo } from "./errors.ts";
 import type { RateLimitInfo } from "./rate_limit_headers.ts";
 import { type AcquireOptions, Scheduler } from "./scheduler.ts";
