@@ -245,8 +245,8 @@ async function tokenQuota(): Promise<string> {
 // input`), over a sliding window of 30,000 tokens per 10 s, i.e. the 180,000/min the tool is
 // told with `--tpm 180000`, which must therefore not arrive in bursts. Prompts of 100-1,600
 // characters (tenfold), max_tokens 100, `--rate-limit 50`. Reported: the share of requests that
-// drew a token 429, and the fill (tokens the mock accepted from one window after the first
-// acceptance to the last, as a share of what the quota allows in that time).
+// drew a token 429, and the fill (tokens the mock accepted over whole windows from one window
+// after the first acceptance, as a share of what the quota allows in them).
 
 const SCENARIO_WINDOW_MS = 10_000;
 const SCENARIO_WINDOW_TOKENS = 30_000;
@@ -364,12 +364,15 @@ async function tokenScenario(
     const accepted = (await (await fetch(`${mock.url}/__mock/tokens`)).json() as {
       tokens: { t: number; tokens: number }[];
     }).tokens;
-    // Settled fill: from one window after the first acceptance (a sliding window lets the first
-    // one be filled at once) to the last acceptance, the tokens accepted in between over what
-    // the quota allows in that time.
+    // Settled fill: whole windows from one window after the first acceptance (a sliding window
+    // lets the first one be filled at once) up to the last acceptance, the tokens accepted in
+    // them over what the quota allows in them. Whole windows, so that a bursty sender is not
+    // credited with more than its busiest window.
     const from = (accepted[0]?.t ?? 0) + SCENARIO_WINDOW_MS;
     const last = accepted[accepted.length - 1]?.t ?? 0;
-    const inSpan = accepted.filter((a) => a.t >= from && a.t < last)
+    const windows = Math.max(0, Math.floor((last - from) / SCENARIO_WINDOW_MS));
+    const inSpan = accepted
+      .filter((a) => a.t >= from && a.t < from + windows * SCENARIO_WINDOW_MS)
       .reduce((sum, a) => sum + a.tokens, 0);
     let maxWindow = 0;
     let lo = 0;
@@ -382,9 +385,7 @@ async function tokenScenario(
     return {
       requests: all.length,
       token429: all.filter((a) => a.status === 429).length,
-      fill: last > from
-        ? inSpan / (SCENARIO_WINDOW_TOKENS * (last - from) / SCENARIO_WINDOW_MS)
-        : 0,
+      fill: windows > 0 ? inSpan / (SCENARIO_WINDOW_TOKENS * windows) : 0,
       maxWindow,
       output: files.reduce((k, f) => k + lines(f.out), 0),
       errors: files.reduce((k, f) => k + lines(f.errs), 0),
@@ -453,7 +454,7 @@ async function tokenScenarios(): Promise<string[]> {
       SCENARIO_WINDOW_MS / 1000
     } s window, charged at admission as the`,
     `provider counts them (OpenAI: body bytes / 4 + max tokens; Gemini: input tokens), latency ${LATENCY} ms.`,
-    `"fill": tokens accepted / what the quota allows, from one window after the first acceptance to the last; "max window": most tokens in any ${
+    `"fill": tokens accepted / what the quota allows, over whole windows from one window after the first acceptance; "max window": most tokens in any ${
       SCENARIO_WINDOW_MS / 1000
     } s window / quota. Baseline: ${
       values.baseline ? `\`${values.baseline}\` (main)` : "not run"
