@@ -246,12 +246,12 @@ export class Quota {
     if (this.#adaptive && info.rateLimit) this.#onHeaders(info.rateLimit, now);
     if (info.kind !== "rate_limit") return;
     this.#stats.rateLimited++;
-    this.#onTokenLimit(info, estimate);
     // A rejected request used no tokens at the provider.
     if (estimate?.charged !== undefined && this.#tokens) {
       this.#tokens.adjust(-estimate.charged);
       estimate.charged = 0;
     }
+    this.#onTokenLimit(info, estimate);
     if (info.retryAfterMs !== undefined && info.retryAfterMs > 0) {
       this.scheduler.pauseUntil(now + info.retryAfterMs);
     }
@@ -273,6 +273,12 @@ export class Quota {
   #onTokenLimit(info: FailureInfo, estimate?: TokenEstimate): void {
     const hit = parseTokenLimit(info);
     if (!hit) return;
+    // Gemini states its input-token quota per minute: the gate, when none was given.
+    if (hit.inputOnly && hit.limit !== undefined && hit.limit > 0 && !this.#tpmFromUser) {
+      const tpm = hit.limit * 0.98;
+      if (!this.#tokens) this.#tokens = new TokenGate(tpm, this.#clock);
+      else if (tpm < this.#tokens.tpm) this.#tokens.tpm = tpm;
+    }
     if (estimate && hit.requested !== undefined) {
       this.#calibration.fromCharge(estimate, hit.requested);
     }

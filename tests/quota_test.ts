@@ -1194,3 +1194,36 @@ test("Quotas given one token budget share it", async () => {
   a.close();
   b.close();
 });
+
+test("Quota adopts Gemini's input-token quota from its 429 when no tpm was given", () => {
+  const quota = new Quota({ rate: 10, clock: new SyncClock() });
+  expect(quota.stats.tpm).toBeUndefined();
+  quota.onFailure(rateLimited({
+    message: "You exceeded your current quota…\n* Quota exceeded for metric: " +
+      "generativelanguage.googleapis.com/generate_content_input_token_count, limit: 250000, " +
+      "model: gemini-2.5-flash\nPlease retry in 2s.",
+    quotaId: "GenerateContentInputTokensPerModelPerMinute",
+  }));
+  expect(quota.stats.tpm).toBeCloseTo(245_000, 6);
+  // A user-given tpm stays.
+  const mine = new Quota({ rate: 10, tpm: 1000, clock: new SyncClock() });
+  mine.onFailure(rateLimited({
+    message: "limit: 250000",
+    quotaId: "GenerateContentInputTokensPerModelPerMinute",
+  }));
+  expect(mine.stats.tpm).toBe(1000);
+});
+
+test("Quota refunds a token 429's charge before holding the budget to Limit − Used", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 1000, tpm: 72000, clock });
+  const estimate: TokenEstimate = { prompt: 300, output: 0, outputFromLine: true };
+  await quota.acquire({ tokens: estimate }); // the whole bucket
+  // Nothing left at the provider: the refund must not open the budget again.
+  quota.onFailure(OPENAI_TOKEN_429(300, 72_000), estimate);
+  const times = acquireMany(quota, clock, 1, prompt100);
+  await clock.advance(2000);
+  expectTimes(times, [t0 + 100 * msPerToken(72000)]);
+  quota.close();
+});
