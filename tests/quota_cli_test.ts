@@ -179,6 +179,13 @@ for (const provider of ["openai", "gemini"] as const) {
       const used = mock.tokensAccepted().reduce((sum, a) => sum + a.tokens, 0);
       expect(used).toBeGreaterThan(tpm / 6); // more than one window's worth
       expect(mock.arrivals().filter((a) => a.status === 429)).toEqual([]);
+      // And the quota is used, not left idle by charges larger than the provider's (Gemini does
+      // not count the output): tokens per ms over the run against the quota's, by the mock's
+      // own times.
+      const accepted = mock.tokensAccepted();
+      const spanMs = accepted[accepted.length - 1].t - accepted[0].t;
+      const fill = (used - accepted[accepted.length - 1].tokens) / spanMs / (tpm / 60_000);
+      expect(fill).toBeGreaterThan(0.85);
     },
     60_000,
   );
