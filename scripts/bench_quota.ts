@@ -486,15 +486,21 @@ const report = [
   `${
     new Date().toISOString().slice(0, 10)
   } · Bun ${Bun.version} · ${os.cpus().length} cores · mock latency ${LATENCY} ms`,
-  `· \`bun scripts/bench_quota.ts --items ${ITEMS} --quota ${QUOTA} --rate ${RATE}\``,
+  only
+    ? `· \`bun scripts/bench_quota.ts --only-token-scenarios --scenario-items ${
+      values["scenario-items"]
+    }${values.baseline ? ` --baseline ${values.baseline}` : ""}\``
+    : `· \`bun scripts/bench_quota.ts --items ${ITEMS} --quota ${QUOTA} --rate ${RATE}\``,
   ``,
-  `Requests: the mock provider allows ${QUOTA} accepted requests in any sliding 1 s window and answers the rest 429 at once`,
-  `with \`retry-after-ms\`. "settled" is the accepted rate over the second half of the run.`,
-  ``,
-  `| mode | quota req/s | --rate-limit | items | output | errors | requests | 429s | accepted req/s (whole run) | settled req/s | max accepted in 1 s | wall | CLI summary |`,
-  `| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |`,
-  ...rows,
-  ``,
+  ...(rows.length === 0 ? [] : [
+    `Requests: the mock provider allows ${QUOTA} accepted requests in any sliding 1 s window and answers the rest 429 at once`,
+    `with \`retry-after-ms\`. "settled" is the accepted rate over the second half of the run.`,
+    ``,
+    `| mode | quota req/s | --rate-limit | items | output | errors | requests | 429s | accepted req/s (whole run) | settled req/s | max accepted in 1 s | wall | CLI summary |`,
+    `| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |`,
+    ...rows,
+    ``,
+  ]),
   ...(tokenRow
     ? [
       `Tokens: the mock allows 30,000 tokens (prompt chars/4 + max_tokens) in any sliding 60 s window; prompts of 25-1,000`,
