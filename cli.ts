@@ -71,8 +71,9 @@ Options:
                          OpenAI-compatible servers take it with /v1, e.g. http://127.0.0.1:8000/v1
   --max-attempts N       attempts per item, the first included (default 3)
   --timeout DUR          per-request timeout: 90, 30s, 2m, 500ms (default 120s)
-  --tpm N                tokens per minute, a second limit held together with the rate (prompt
-                         chars/4 + max tokens, corrected by the real usage); also taken from
+  --tpm N                tokens per minute, a second limit held together with the rate, counted
+                         as the provider counts them (OpenAI: request body/4 + max tokens;
+                         Gemini: input tokens) and spread smoothly; also taken from
                          x-ratelimit-limit-tokens when the provider sends it
   --backoff DUR          wait before the 2nd attempt, doubling after (default 2s); a delay the
                          provider asks for (Retry-After, retry-after-ms, RetryInfo) wins
@@ -89,7 +90,7 @@ Options:
   --mock-failure-rate F  mock provider failure fraction, 0..1 (default 0)
   --quota URL            share one provider quota with every job on the same Redis and quota
                          name: redis://host:port/N, rediss://…, unix:///path.sock (also
-                         MFT_QUOTA_URL); the rate is for all of them together
+                         MFT_QUOTA_URL); the rate and --tpm are for all of them together
   --quota-name NAME      the shared quota's name (default: a fingerprint of provider, model,
                          base URL and key; never the key)
   --quota-fallback local if the quota store cannot be reached at start, run alone with the

@@ -74,7 +74,15 @@ export {
   type QuotaIdentity,
   type QuotaUrl,
 } from "./src/quota_store.ts";
-export { estimateTokens, type TokenEstimate } from "./src/tokens.ts";
+export {
+  estimateRequestTokens,
+  estimateTokens,
+  type RequestEstimateOptions,
+  type TokenEstimate,
+} from "./src/tokens.ts";
+export { TOKEN_PACE, type TokenBudget, TokenCalibration, TokenGate } from "./src/token_gate.ts";
+export { parseTokenLimit, type TokenLimitHit } from "./src/token_limit.ts";
+export { RedisTokenGate, type RedisTokenGateOptions } from "./src/redis_token_gate.ts";
 export {
   parseRateLimitHeaders,
   parseResetDuration,

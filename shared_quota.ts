@@ -9,6 +9,7 @@ import { formatDuration } from "./src/duration.ts";
 import { Quota } from "./src/quota.ts";
 import { defaultQuotaName } from "./src/quota_store.ts";
 import { RedisScheduler } from "./src/redis_scheduler.ts";
+import { RedisTokenGate } from "./src/redis_token_gate.ts";
 import type { QuotaStoreConnection } from "./redis_connection.ts";
 
 /** The `--quota` flags, as parseArgs gives them. */
@@ -106,9 +107,15 @@ export async function sharedQuota(
     connection.close();
     throw new ConfigError(`--quota-name: ${(error as Error).message}`);
   }
-  const quota = new Quota({ rate: o.rate, tpm: o.tpm, scheduler });
+  // The token budget is shared too: --tpm is for every job on the quota together.
+  const tokenGate = o.tpm === undefined
+    ? undefined
+    : new RedisTokenGate({ store: connection.store, name, tpm: o.tpm });
+  const quota = new Quota({ rate: o.rate, tpm: o.tpm, scheduler, tokenGate });
   o.log(
-    `quota: shared "${name}" on ${connection.display}: ${o.rate} req/s for every job on it together\n`,
+    `quota: shared "${name}" on ${connection.display}: ${o.rate} req/s${
+      o.tpm === undefined ? "" : ` and ${o.tpm} tokens/min`
+    } for every job on it together\n`,
   );
   return {
     quota,

@@ -8,8 +8,13 @@
  * 3. A token quota of 30,000 tokens/min with varied prompt sizes and `--tpm 30000`: no 429 after
  *    the first 10 s.
  *
+ * 4. Token quotas as providers count them (issue 15), see `tokenScenarios()`: each scenario runs
+ *    with this checkout's CLI and, with `--baseline DIR`, with DIR's (main's) beside it.
+ *
  * Usage: bun scripts/bench_quota.ts [--items 2000] [--quota 20] [--rate 40] [--latency 200]
  *                                    [--tpm-items 100] [--skip-tokens] [--skip-requests]
+ *                                    [--skip-token-scenarios] [--only-token-scenarios]
+ *                                    [--scenario-items 400] [--baseline /path/to/main]
  * @module
  */
 import * as fs from "node:fs";
@@ -31,6 +36,10 @@ const { values } = parseArgs({
     "tpm-items": { type: "string", default: "100" },
     "skip-tokens": { type: "boolean", default: false },
     "skip-requests": { type: "boolean", default: false },
+    "skip-token-scenarios": { type: "boolean", default: false },
+    "only-token-scenarios": { type: "boolean", default: false },
+    "scenario-items": { type: "string", default: "400" },
+    baseline: { type: "string" },
   },
 });
 const ITEMS = Number(values.items);
@@ -228,14 +237,248 @@ async function tokenQuota(): Promise<string> {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Token scenarios (issue 15): token quotas as providers count them.
+//
+// The mock charges at admission the way the provider does: OpenAI the whole body's bytes / 4
+// plus max tokens (`--token-count request`), Gemini the input tokens only (`--token-count
+// input`), over a sliding window of 30,000 tokens per 10 s, i.e. the 180,000/min the tool is
+// told with `--tpm 180000`, which must therefore not arrive in bursts. Prompts of 100-1,600
+// characters (tenfold), max_tokens 100, `--rate-limit 50`. Reported: the share of requests that
+// drew a token 429, and the fill (tokens the mock accepted over whole windows from one window
+// after the first acceptance, as a share of what the quota allows in them).
+
+const SCENARIO_WINDOW_MS = 10_000;
+const SCENARIO_WINDOW_TOKENS = 30_000;
+const SCENARIO_TPM = (SCENARIO_WINDOW_TOKENS * 60_000) / SCENARIO_WINDOW_MS;
+
+interface ScenarioResult {
+  requests: number;
+  token429: number;
+  fill: number;
+  maxWindow: number;
+  output: number;
+  errors: number;
+  wallS: number;
+}
+
+function scenarioInput(file: string, n: number, offset = 0): void {
+  let seed = 11 + offset;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const filler = "lorem ipsum dolor sit amet consectetur adipiscing elit ".repeat(40);
+  fs.writeFileSync(
+    file,
+    Array.from({ length: n }, (_, i) => {
+      const chars = 100 + Math.floor(rnd() * 1500); // 100..1,600 characters
+      return JSON.stringify({
+        id: `s${offset}-${i}`,
+        prompt: filler.slice(0, chars),
+        max_tokens: 100,
+      });
+    }).join("\n") + "\n",
+  );
+}
+
+async function runCliAt(
+  root: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; stderr: string }> {
+  const child = Bun.spawn([BUN, path.join(root, "cli.ts"), "run", ...args], {
+    env: { ...process.env, ...env },
+    stdout: "ignore",
+    stderr: "pipe",
+  });
+  const [stderr, code] = await Promise.all([new Response(child.stderr).text(), child.exited]);
+  return { code, stderr };
+}
+
+interface Scenario {
+  name: string;
+  mockArgs: string[];
+  provider: "openai" | "gemini";
+  /** Jobs on one Redis quota; 1 = a single job without Redis. */
+  jobs: number;
+}
+
+async function tokenScenario(
+  s: Scenario,
+  root: string,
+  baseline: boolean,
+  redisUrl: string | undefined,
+): Promise<ScenarioResult> {
+  const n = Number(values["scenario-items"]);
+  const mock = await startMock([
+    "--latency",
+    String(LATENCY),
+    "--token-quota",
+    String(SCENARIO_WINDOW_TOKENS),
+    "--token-window",
+    String(SCENARIO_WINDOW_MS),
+    ...s.mockArgs,
+  ]);
+  try {
+    const started = performance.now();
+    const base = s.provider === "openai" ? `${mock.url}/v1` : `${mock.url}/v1beta`;
+    const keyEnv: Record<string, string> = s.provider === "openai"
+      ? { OPENAI_API_KEY: "bench-key" }
+      : { GEMINI_API_KEY: "bench-key" };
+    const per = Math.ceil(n / s.jobs);
+    // main keeps its token gate per process: its jobs must split the budget between them.
+    const tpm = baseline && s.jobs > 1 ? SCENARIO_TPM / s.jobs : SCENARIO_TPM;
+    const files: { out: string; errs: string }[] = [];
+    const runs = Array.from({ length: s.jobs }, (_, j) => {
+      const tag = `${s.name.replace(/\W+/g, "-")}-${baseline ? "base" : "new"}-${j}`;
+      const input = path.join(dir, `${tag}.jsonl`);
+      scenarioInput(input, per, j * 1000);
+      const out = path.join(dir, `${tag}-out.jsonl`);
+      const errs = path.join(dir, `${tag}-errors.jsonl`);
+      files.push({ out, errs });
+      const quotaArgs = redisUrl === undefined
+        ? []
+        : ["--quota", redisUrl, "--quota-name", `bench-${tag.replace(/-\d+$/, "")}`];
+      return runCliAt(root, [
+        input,
+        "--provider",
+        s.provider,
+        "--base-url",
+        base,
+        "--model",
+        "bench-model",
+        "--rate-limit",
+        "50",
+        "--tpm",
+        String(tpm),
+        "--output",
+        out,
+        "--errors",
+        errs,
+        ...quotaArgs,
+      ], keyEnv);
+    });
+    const results = await Promise.all(runs);
+    for (const r of results) {
+      if (r.code !== 0) console.error(`  exit ${r.code}: ${r.stderr.slice(-400)}`);
+    }
+    const all = await arrivals(mock.url);
+    const accepted = (await (await fetch(`${mock.url}/__mock/tokens`)).json() as {
+      tokens: { t: number; tokens: number }[];
+    }).tokens;
+    // Settled fill: whole windows from one window after the first acceptance (a sliding window
+    // lets the first one be filled at once) up to the last acceptance, the tokens accepted in
+    // them over what the quota allows in them. Whole windows, so that a bursty sender is not
+    // credited with more than its busiest window.
+    const from = (accepted[0]?.t ?? 0) + SCENARIO_WINDOW_MS;
+    const last = accepted[accepted.length - 1]?.t ?? 0;
+    const windows = Math.max(0, Math.floor((last - from) / SCENARIO_WINDOW_MS));
+    const inSpan = accepted
+      .filter((a) => a.t >= from && a.t < from + windows * SCENARIO_WINDOW_MS)
+      .reduce((sum, a) => sum + a.tokens, 0);
+    let maxWindow = 0;
+    let lo = 0;
+    let sum = 0;
+    for (const a of accepted) {
+      sum += a.tokens;
+      while (a.t - accepted[lo].t >= SCENARIO_WINDOW_MS) sum -= accepted[lo++].tokens;
+      maxWindow = Math.max(maxWindow, sum);
+    }
+    return {
+      requests: all.length,
+      token429: all.filter((a) => a.status === 429).length,
+      fill: windows > 0 ? inSpan / (SCENARIO_WINDOW_TOKENS * windows) : 0,
+      maxWindow,
+      output: files.reduce((k, f) => k + lines(f.out), 0),
+      errors: files.reduce((k, f) => k + lines(f.errs), 0),
+      wallS: (performance.now() - started) / 1000,
+    };
+  } finally {
+    mock.stop();
+  }
+}
+
+async function tokenScenarios(): Promise<string[]> {
+  const scenarios: Scenario[] = [
+    {
+      name: "OpenAI, no headers",
+      mockArgs: ["--token-count", "request"],
+      provider: "openai",
+      jobs: 1,
+    },
+    {
+      name: "OpenAI, x-ratelimit-*-tokens headers",
+      mockArgs: ["--token-count", "request", "--token-headers"],
+      provider: "openai",
+      jobs: 1,
+    },
+    {
+      name: "Gemini input tokens",
+      mockArgs: ["--token-count", "input"],
+      provider: "gemini",
+      jobs: 1,
+    },
+    {
+      name: "3 jobs on one Redis quota",
+      mockArgs: ["--token-count", "request"],
+      provider: "openai",
+      jobs: 3,
+    },
+  ];
+  const { startRedisServer } = await import("./redis_test_server.ts");
+  const redis = await startRedisServer();
+  const fmt = (r: ScenarioResult) =>
+    `${r.token429} / ${r.requests} (**${(100 * r.token429 / r.requests).toFixed(1)} %**) | **${
+      (100 * r.fill).toFixed(1)
+    } %** | ${
+      (100 * r.maxWindow / SCENARIO_WINDOW_TOKENS).toFixed(1)
+    } % | ${r.output} / ${r.errors} | ${r.wallS.toFixed(1)} s`;
+  const out: string[] = [];
+  try {
+    for (const s of scenarios) {
+      const url = s.jobs > 1 ? redis.url : undefined;
+      const base = values.baseline
+        ? await tokenScenario(s, path.resolve(values.baseline), true, url)
+        : undefined;
+      const mine = await tokenScenario(s, ROOT, false, url);
+      const row = `| ${s.name} | ${base ? fmt(base) : "-|-|-|-|-"} | ${fmt(mine)} |`;
+      console.error(row);
+      out.push(row);
+    }
+  } finally {
+    await redis.stop();
+  }
+  return [
+    `Token scenarios (issue 15): ${
+      values["scenario-items"]
+    } prompts of 100-1,600 characters, max_tokens 100,`,
+    `\`--rate-limit 50 --tpm ${SCENARIO_TPM}\`; the mock allows ${SCENARIO_WINDOW_TOKENS} tokens in any sliding ${
+      SCENARIO_WINDOW_MS / 1000
+    } s window, charged at admission as the`,
+    `provider counts them (OpenAI: body bytes / 4 + max tokens; Gemini: input tokens), latency ${LATENCY} ms.`,
+    `"fill": tokens accepted / what the quota allows, over whole windows from one window after the first acceptance; "max window": most tokens in any ${
+      SCENARIO_WINDOW_MS / 1000
+    } s window / quota. Baseline: ${
+      values.baseline ? `\`${values.baseline}\` (main)` : "not run"
+    }; its three Redis jobs get \`--tpm ${SCENARIO_TPM / 3}\` each`,
+    `(main's token gate is per process), this branch's \`--tpm ${SCENARIO_TPM}\` each (one shared budget).`,
+    ``,
+    `| scenario | baseline token 429s | baseline fill | baseline max window | baseline output / errors | baseline wall | token 429s | fill | max window | output / errors | wall |`,
+    `| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |`,
+    ...out,
+  ];
+}
+// End of the token scenarios.
+// ---------------------------------------------------------------------------------------------
+
 console.error(
   `bench_quota: ${ITEMS} items, provider quota ${QUOTA} req/s, tool at ${RATE} req/s, latency ${LATENCY} ms`,
 );
-if (!values["skip-requests"]) {
+const only = values["only-token-scenarios"];
+if (!values["skip-requests"] && !only) {
   await requestQuota("fixed", String(RATE));
   await requestQuota("auto", "auto");
 }
-const tokenRow = values["skip-tokens"] ? undefined : await tokenQuota();
+const tokenRow = values["skip-tokens"] || only ? undefined : await tokenQuota();
+const scenarioRows = values["skip-token-scenarios"] ? [] : await tokenScenarios();
 
 const report = [
   `# Quota benchmark`,
@@ -243,15 +486,21 @@ const report = [
   `${
     new Date().toISOString().slice(0, 10)
   } · Bun ${Bun.version} · ${os.cpus().length} cores · mock latency ${LATENCY} ms`,
-  `· \`bun scripts/bench_quota.ts --items ${ITEMS} --quota ${QUOTA} --rate ${RATE}\``,
+  only
+    ? `· \`bun scripts/bench_quota.ts --only-token-scenarios --scenario-items ${
+      values["scenario-items"]
+    }${values.baseline ? ` --baseline ${values.baseline}` : ""}\``
+    : `· \`bun scripts/bench_quota.ts --items ${ITEMS} --quota ${QUOTA} --rate ${RATE}\``,
   ``,
-  `Requests: the mock provider allows ${QUOTA} accepted requests in any sliding 1 s window and answers the rest 429 at once`,
-  `with \`retry-after-ms\`. "settled" is the accepted rate over the second half of the run.`,
-  ``,
-  `| mode | quota req/s | --rate-limit | items | output | errors | requests | 429s | accepted req/s (whole run) | settled req/s | max accepted in 1 s | wall | CLI summary |`,
-  `| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |`,
-  ...rows,
-  ``,
+  ...(rows.length === 0 ? [] : [
+    `Requests: the mock provider allows ${QUOTA} accepted requests in any sliding 1 s window and answers the rest 429 at once`,
+    `with \`retry-after-ms\`. "settled" is the accepted rate over the second half of the run.`,
+    ``,
+    `| mode | quota req/s | --rate-limit | items | output | errors | requests | 429s | accepted req/s (whole run) | settled req/s | max accepted in 1 s | wall | CLI summary |`,
+    `| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |`,
+    ...rows,
+    ``,
+  ]),
   ...(tokenRow
     ? [
       `Tokens: the mock allows 30,000 tokens (prompt chars/4 + max_tokens) in any sliding 60 s window; prompts of 25-1,000`,
@@ -263,8 +512,13 @@ const report = [
     ]
     : []),
   ``,
+  ...scenarioRows,
+  ``,
 ].join("\n");
 fs.mkdirSync(path.join(ROOT, "bench-results"), { recursive: true });
-fs.writeFileSync(path.join(ROOT, "bench-results/quota.md"), report);
+fs.writeFileSync(
+  path.join(ROOT, only ? "bench-results/quota-tokens.md" : "bench-results/quota.md"),
+  report,
+);
 console.log(report);
 fs.rmSync(dir, { recursive: true, force: true });

@@ -9,8 +9,8 @@
  *
  * CLI: `bun scripts/mock_provider.ts [--port N] [--hostname H] [--latency MS] [--jitter MS]
  * [--failure-rate F] [--failure-status S] [--seed N] [--require-key K] [--no-record]
- * [--quota-requests N [--quota-window MS]] [--daily-quota N] [--token-quota N [--token-window MS]]
- * [--models A,B]`
+ * [--quota-requests N [--quota-window MS]] [--daily-quota N] [--token-quota N [--token-window MS]
+ * [--token-count prompt|request|input] [--token-headers]] [--models A,B]`
  * prints `{"url":"http://127.0.0.1:PORT"}` and serves until SIGTERM/SIGINT. Quotas (provider
  * 429s with retry hints and `x-ratelimit-*` headers) are described at {@link createMockApp}.
  *
@@ -129,7 +129,28 @@ export interface TokenQuota {
    * @default 60000
    */
   windowMs?: number;
+  /**
+   * What a request is charged at admission:
+   * - `"prompt"`: prompt tokens (`ceil(chars / 4)` of the prompt text) plus max tokens.
+   * - `"request"`: OpenAI's way, `ceil(bytes / 4)` of the whole request body (message overhead,
+   *   roles, every other field) plus max tokens; the answer's usage still counts only the prompt
+   *   text, so usage is lower than the charge, as at OpenAI.
+   * - `"input"`: Gemini's input-tokens-per-minute quota, the prompt tokens only (the count the
+   *   answer's `promptTokenCount` reports).
+   * @default "prompt"
+   */
+  count?: TokenCount;
+  /**
+   * Send `x-ratelimit-{limit,remaining,reset}-tokens` on OpenAI answers (2xx and 429) whatever
+   * the window: limit per minute (`tokens × 60000 / windowMs`), remaining = what fits in the
+   * window now, reset = until the oldest charge leaves it.
+   * @default windowMs === 60000
+   */
+  headers?: boolean;
 }
+
+/** How the token quota charges a request, see {@link TokenQuota.count}. */
+export type TokenCount = "prompt" | "request" | "input";
 
 /**
  * Output tokens a request is charged for by the token quota when it names no max tokens
@@ -306,9 +327,12 @@ function normalizeOptions(opts: MockProviderOptions = {}): NormalizedOptions {
       ? undefined
       : { requests: opts.quota.requests, windowMs: opts.quota.windowMs ?? 1000 },
     dailyQuota: opts.dailyQuota,
-    tokenQuota: opts.tokenQuota === undefined
-      ? undefined
-      : { tokens: opts.tokenQuota.tokens, windowMs: opts.tokenQuota.windowMs ?? 60_000 },
+    tokenQuota: opts.tokenQuota === undefined ? undefined : {
+      tokens: opts.tokenQuota.tokens,
+      windowMs: opts.tokenQuota.windowMs ?? 60_000,
+      count: opts.tokenQuota.count ?? "prompt",
+      headers: opts.tokenQuota.headers ?? (opts.tokenQuota.windowMs ?? 60_000) === 60_000,
+    },
     knownModels: opts.knownModels,
   };
   const fail = (name: string, want: string, value: unknown): never => {
@@ -357,6 +381,9 @@ function normalizeOptions(opts: MockProviderOptions = {}): NormalizedOptions {
     }
     if (!Number.isFinite(o.tokenQuota.windowMs) || o.tokenQuota.windowMs <= 0) {
       fail("tokenQuota.windowMs", "a finite number > 0", o.tokenQuota.windowMs);
+    }
+    if (!["prompt", "request", "input"].includes(o.tokenQuota.count)) {
+      fail("tokenQuota.count", '"prompt", "request" or "input"', o.tokenQuota.count);
     }
   }
   return o;
@@ -1161,6 +1188,14 @@ function release(hold: Hold): void {
   hold.quota.dailyUsed--;
 }
 
+/** What the token quota charges a request, see {@link TokenQuota.count}. */
+function tokenCost(count: TokenCount, parsed: Extracted, bodyBytes: number): number {
+  const output = parsed.maxTokens ?? DEFAULT_MAX_TOKENS;
+  if (count === "input") return Math.ceil(parsed.promptChars / 4);
+  if (count === "request") return Math.ceil(bodyBytes / 4) + output;
+  return Math.ceil(parsed.promptChars / 4) + output;
+}
+
 /** The token quota, decided once the body is read. */
 function checkTokens(
   state: MockState,
@@ -1202,9 +1237,11 @@ function rateLimitHeaders(
       quota.requests.untilOldestLeaves(now),
     );
   }
-  if (tokenQuota?.windowMs === 60_000) {
+  if (tokenQuota?.headers) {
     quota.tokens.prune(now);
-    headers["x-ratelimit-limit-tokens"] = String(tokenQuota.tokens);
+    headers["x-ratelimit-limit-tokens"] = String(
+      Math.round((tokenQuota.tokens * 60_000) / tokenQuota.windowMs),
+    );
     headers["x-ratelimit-remaining-tokens"] = String(
       Math.max(0, tokenQuota.tokens - quota.tokens.sum),
     );
@@ -1363,8 +1400,11 @@ async function handle(
     }
     let body: unknown;
     let bad: string | undefined;
+    let bodyBytes = 0;
     try {
-      body = JSON.parse(await c.req.text());
+      const raw = await c.req.text();
+      bodyBytes = new TextEncoder().encode(raw).length;
+      body = JSON.parse(raw);
     } catch (e) {
       bad = `We could not parse the JSON body of your request. (${(e as Error).message})`;
     }
@@ -1382,7 +1422,7 @@ async function handle(
       };
     } else {
       const now = performance.now() - state.start;
-      const cost = Math.ceil(parsed.promptChars / 4) + (parsed.maxTokens ?? DEFAULT_MAX_TOKENS);
+      const cost = tokenCost(state.opts.tokenQuota?.count ?? "prompt", parsed, bodyBytes);
       const refused = checkTokens(state, quota, now, cost);
       if (refused) {
         release(hold);
@@ -1699,6 +1739,8 @@ async function main(argv: string[]): Promise<void> {
       "daily-quota": { type: "string" },
       "token-quota": { type: "string" },
       "token-window": { type: "string" },
+      "token-count": { type: "string" },
+      "token-headers": { type: "boolean" },
       models: { type: "string" },
     },
     strict: true,
@@ -1712,6 +1754,11 @@ async function main(argv: string[]): Promise<void> {
   }
   if (tokenWindow !== undefined && tokenQuota === undefined) {
     throw new TypeError("Cannot use --token-window without --token-quota");
+  }
+  if (
+    (values["token-count"] !== undefined || values["token-headers"]) && tokenQuota === undefined
+  ) {
+    throw new TypeError("Cannot use --token-count or --token-headers without --token-quota");
   }
   const mock = await startMockProvider({
     port: numberArg("port", values.port),
@@ -1727,9 +1774,12 @@ async function main(argv: string[]): Promise<void> {
       ? undefined
       : { requests: quotaRequests, windowMs: quotaWindow },
     dailyQuota: numberArg("daily-quota", values["daily-quota"]),
-    tokenQuota: tokenQuota === undefined
-      ? undefined
-      : { tokens: tokenQuota, windowMs: tokenWindow },
+    tokenQuota: tokenQuota === undefined ? undefined : {
+      tokens: tokenQuota,
+      windowMs: tokenWindow,
+      count: values["token-count"] as TokenCount | undefined,
+      headers: values["token-headers"] || undefined,
+    },
     knownModels: values.models?.split(","),
   });
   console.log(JSON.stringify({ url: mock.url }));

@@ -4,11 +4,15 @@
  * and climbs back (AIMD), or finds the rate by itself (`rate: "auto"`).
  * @module
  */
-import { type Clock, delay, systemClock } from "./clock.ts";
+import { type Clock, systemClock } from "./clock.ts";
 import type { FailureInfo } from "./errors.ts";
 import type { RateLimitInfo } from "./rate_limit_headers.ts";
 import { type AcquireOptions, Scheduler } from "./scheduler.ts";
+import { type TokenBudget, TokenCalibration, TokenGate } from "./token_gate.ts";
+import { parseTokenLimit } from "./token_limit.ts";
 import type { TokenEstimate } from "./tokens.ts";
+
+export { TOKEN_BURST_SHARE, TOKEN_PACE } from "./token_gate.ts";
 
 /**
  * Why the quota changes the rate, so that a slot source shared by several processes (see
@@ -63,6 +67,11 @@ export interface QuotaOptions {
   minRate?: number;
   /** Use this slot source (for example a shared one) instead of making a scheduler. */
   scheduler?: SlotSource;
+  /**
+   * Use this token budget (for example `RedisTokenGate`, one budget for many processes) instead
+   * of making a {@linkcode TokenGate} from `tpm`.
+   */
+  tokenGate?: TokenBudget;
   /** @default systemClock */
   clock?: Clock;
 }
@@ -96,66 +105,6 @@ export interface QuotaStats {
 const SUCCESS_WINDOW_MS = 2000;
 
 /**
- * The share of a tokens-per-minute budget kept as burst capacity; the rest is the pacing rate.
- * A bucket of capacity C refilled at r admits at most C + 60·r in any 60 s, so C = 5 % and
- * r = 95 % per minute keeps every sliding minute within the budget, as providers count it.
- */
-export const TOKEN_BURST_SHARE = 0.05;
-
-/** GCRA over tokens: a bucket of `TOKEN_BURST_SHARE × tpm` refilled at the rest of `tpm`. */
-class TokenGate {
-  tpm: number;
-  #tat = -Infinity;
-  #clock: Clock;
-  constructor(tpm: number, clock: Clock) {
-    this.tpm = tpm;
-    this.#clock = clock;
-  }
-  get #msPerToken(): number {
-    return 60_000 / (this.tpm * (1 - TOKEN_BURST_SHARE));
-  }
-  /** The waiter being served; later ones queue behind it. */
-  #queue: Promise<void> = Promise.resolve();
-
-  /**
-   * Waits its turn, then until the bucket has room for `tokens`, then charges them. Waiters are
-   * served first come, first served, so a large request is not starved by small ones that would
-   * always fit first. Rejects with the signal's reason as soon as it aborts.
-   */
-  take(tokens: number, signal?: AbortSignal): Promise<void> {
-    const turn = this.#queue.then(() => this.#take(tokens, signal));
-    this.#queue = turn.catch(() => {});
-    if (!signal) return turn;
-    return new Promise<void>((resolve, reject) => {
-      const onAbort = () => reject(signal.reason);
-      if (signal.aborted) return onAbort();
-      signal.addEventListener("abort", onAbort, { once: true });
-      turn.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-    });
-  }
-
-  async #take(tokens: number, signal?: AbortSignal): Promise<void> {
-    const capacityMs = this.tpm * TOKEN_BURST_SHARE * this.#msPerToken;
-    while (true) {
-      signal?.throwIfAborted();
-      const now = this.#clock.now();
-      const start = Math.max(this.#tat, now);
-      // Room for the whole request; one larger than the bucket goes once the bucket is full.
-      const wait = Math.min(start + tokens * this.#msPerToken - capacityMs, start) - now;
-      if (wait <= 0) {
-        this.#tat = start + tokens * this.#msPerToken;
-        return;
-      }
-      await delay(wait, { clock: this.#clock, signal });
-    }
-  }
-  /** Corrects an earlier charge by `tokens` (negative refunds). */
-  adjust(tokens: number): void {
-    if (Number.isFinite(this.#tat)) this.#tat += tokens * this.#msPerToken;
-  }
-}
-
-/**
  * A provider quota: request rate, token rate and the slow-down-and-recover loop. Shared by every
  * run that uses the same provider key and model (the server keeps one).
  *
@@ -175,14 +124,14 @@ export class Quota {
   #configured: number | "auto";
   #ceiling: number;
   #minRate: number;
-  #tokens: TokenGate | undefined;
+  #tokens: TokenBudget | undefined;
   #tpmFromUser: boolean;
   #slowStart: boolean;
   #lastFailRate = Infinity;
   #cooldownUntil = -Infinity;
   #lastIncreaseAt: number;
   #successes: number[] = [];
-  #promptScale = 1;
+  #calibration = new TokenCalibration();
   #closed = new AbortController();
   #stats: QuotaStats;
 
@@ -215,8 +164,9 @@ export class Quota {
     this.#slowStart = rate === "auto";
     this.scheduler = options.scheduler ?? new Scheduler({ rate: start, clock });
     if (options.scheduler && rate !== "auto") this.scheduler.setRate(start);
-    this.#tpmFromUser = options.tpm !== undefined;
-    this.#tokens = options.tpm === undefined ? undefined : new TokenGate(options.tpm, clock);
+    this.#tpmFromUser = options.tpm !== undefined || options.tokenGate !== undefined;
+    this.#tokens = options.tokenGate ??
+      (options.tpm === undefined ? undefined : new TokenGate(options.tpm, clock));
     this.#lastIncreaseAt = clock.now();
     this.#stats = {
       configuredRate: rate,
@@ -224,7 +174,7 @@ export class Quota {
       lowestRate: this.scheduler.rate,
       rateLimited: 0,
       slowdowns: 0,
-      tpm: options.tpm,
+      tpm: this.#tokens?.tpm,
     };
   }
 
@@ -239,8 +189,7 @@ export class Quota {
 
   /** Expected tokens of a request, with the prompt estimate calibrated by what came back. */
   cost(estimate: TokenEstimate): number {
-    // The epsilon keeps float noise (100 × 1.1 = 110.00000000000001) from adding a token.
-    return Math.ceil(estimate.prompt * this.#promptScale - 1e-9) + estimate.output;
+    return this.#calibration.cost(estimate);
   }
 
   /** Waits for the token budget and then a request slot. Rejects with the signal's reason. */
@@ -264,10 +213,12 @@ export class Quota {
   ): void {
     const now = this.#clock.now();
     const { estimate, usage } = result;
-    if (estimate && usage && estimate.prompt > 0 && usage.input_tokens > 0) {
+    // A quota that counts its own estimate of the request (OpenAI) keeps what it charged,
+    // whatever the answer's usage says; "Requested N" of a token 429 calibrates it instead.
+    const counted = estimate?.counts !== "request";
+    if (estimate && usage && counted && estimate.prompt > 0 && usage.input_tokens > 0) {
       // Learn how far chars/4 is from the provider's tokenizer (a slow moving average).
-      const ratio = usage.input_tokens / estimate.prompt;
-      this.#promptScale = this.#promptScale * 0.9 + Math.min(4, Math.max(0.25, ratio)) * 0.1;
+      this.#calibration.fromUsage(estimate, usage.input_tokens);
       if (this.#tokens && estimate.charged !== undefined) {
         // Correct what was charged with the real prompt; a declared output budget counts in
         // full at the provider, an assumed one is corrected with the real answer's size.
@@ -276,6 +227,9 @@ export class Quota {
         this.#tokens.adjust(real - estimate.charged);
         estimate.charged = real;
       }
+    }
+    if (result.rateLimit?.remainingTokens !== undefined) {
+      this.#tokens?.sync(result.rateLimit.remainingTokens);
     }
     if (!this.#adaptive) return;
     if (result.rateLimit) this.#onHeaders(result.rateLimit, now);
@@ -297,6 +251,7 @@ export class Quota {
       this.#tokens.adjust(-estimate.charged);
       estimate.charged = 0;
     }
+    this.#onTokenLimit(info, estimate);
     if (info.retryAfterMs !== undefined && info.retryAfterMs > 0) {
       this.scheduler.pauseUntil(now + info.retryAfterMs);
     }
@@ -312,6 +267,24 @@ export class Quota {
     this.#cooldownUntil = now + Math.max(1000, info.retryAfterMs ?? 0);
     this.#stats.slowdowns++;
     this.#setRate(next, { kind: "slowdown", cooldownMs: this.#cooldownUntil - now });
+  }
+
+  /** A token 429: calibrate the estimate by what was charged, and the budget by what is left. */
+  #onTokenLimit(info: FailureInfo, estimate?: TokenEstimate): void {
+    const hit = parseTokenLimit(info);
+    if (!hit) return;
+    // Gemini states its input-token quota per minute: the gate, when none was given.
+    if (hit.inputOnly && hit.limit !== undefined && hit.limit > 0 && !this.#tpmFromUser) {
+      const tpm = hit.limit * 0.98;
+      if (!this.#tokens) this.#tokens = new TokenGate(tpm, this.#clock);
+      else if (tpm < this.#tokens.tpm) this.#tokens.tpm = tpm;
+    }
+    if (estimate && hit.requested !== undefined) {
+      this.#calibration.fromCharge(estimate, hit.requested);
+    }
+    const remaining = info.rateLimit?.remainingTokens ??
+      (hit.limit !== undefined && hit.used !== undefined ? hit.limit - hit.used : undefined);
+    if (remaining !== undefined) this.#tokens?.sync(remaining);
   }
 
   /** Stops the scheduler (and with it every waiter). */

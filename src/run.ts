@@ -445,7 +445,7 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
           stats.skipped++;
           continue;
         }
-        const estimate = estimateTokens(item);
+        const estimate = provider.estimate?.(item) ?? estimateTokens(item);
         // Until the first answers show the configuration works, one request at a time.
         await until(() =>
           (first.open || tasks === 0) && tasks < maxInFlight && controller.desiredSize! > 0

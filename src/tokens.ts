@@ -14,6 +14,64 @@ export interface TokenEstimate {
   outputFromLine: boolean;
   /** Tokens the gate charged for the latest attempt; set by the quota, corrected afterwards. */
   charged?: number;
+  /** The model the request goes to: estimates are calibrated per model. */
+  model?: string;
+  /**
+   * How the provider's token quota counts the request, when the estimate knows:
+   * - `"request"`: its own estimate at admission, from the whole request (OpenAI: characters of
+   *   the request / 4 plus max tokens). The answer's usage does not change it; a token 429's
+   *   "Requested N" says what it was.
+   * - `"input"`: the real input tokens only (Gemini's input-tokens-per-minute quota); `output`
+   *   is then 0 and the answer's usage is the truth.
+   *
+   * Undefined: prompt plus output, corrected by the answer's usage.
+   */
+  counts?: "request" | "input";
+}
+
+/** Options for {@linkcode estimateRequestTokens}. */
+export interface RequestEstimateOptions {
+  /** How the provider counts, see {@linkcode TokenEstimate.counts}. */
+  counts: "request" | "input";
+  /** The model the request goes to. */
+  model?: string;
+  /** The request's max output tokens, if it names them. */
+  maxTokens?: number;
+  /** The output budget assumed when it names none (`"request"` only). @default 256 */
+  defaultOutput?: number;
+}
+
+/**
+ * Estimates a request from the exact body the provider will get. `"request"` (OpenAI): the
+ * body's UTF-8 bytes / 4, since OpenAI charges by the characters of the whole request (roles,
+ * message overhead, every other field), plus the max tokens. `"input"` (Gemini): the
+ * characters / 4 of the text the body carries (contents, system instruction), no output.
+ * @example
+ * ```ts
+ * import { estimateRequestTokens } from "./tokens.ts";
+ * const body = { model: "m", messages: [{ role: "user", content: "hi" }], max_tokens: 10 };
+ * estimateRequestTokens(body, { counts: "request", maxTokens: 10 }).prompt; // 18
+ * ```
+ */
+export function estimateRequestTokens(
+  body: unknown,
+  options: RequestEstimateOptions,
+): TokenEstimate {
+  const { counts, model, maxTokens } = options;
+  if (counts === "input") {
+    const parts: string[] = [];
+    textOfUnknown(body, parts);
+    const chars = parts.reduce((n, p) => n + p.length, 0);
+    return { prompt: Math.ceil(chars / 4), output: 0, outputFromLine: true, model, counts };
+  }
+  const bytes = new TextEncoder().encode(JSON.stringify(body)).length;
+  return {
+    prompt: Math.ceil(bytes / 4),
+    output: maxTokens ?? options.defaultOutput ?? 256,
+    outputFromLine: maxTokens !== undefined,
+    model,
+    counts,
+  };
 }
 
 function textOfUnknown(value: unknown, out: string[]): void {
@@ -22,7 +80,9 @@ function textOfUnknown(value: unknown, out: string[]): void {
   else if (value && typeof value === "object") {
     for (const [k, v] of Object.entries(value)) {
       if (
-        k === "text" || k === "content" || k === "parts" || k === "input" || k === "instructions"
+        k === "text" || k === "content" || k === "parts" || k === "input" ||
+        k === "instructions" || k === "contents" || k === "systemInstruction" ||
+        k === "system_instruction"
       ) {
         textOfUnknown(v, out);
       }

@@ -759,3 +759,58 @@ test("the CLI takes the quota flags and rejects bad ones", async () => {
     expect(await new Response(bad.stderr).text()).toContain(message);
   }
 }, 30_000);
+
+test('token quota count "request" charges the whole body\'s bytes / 4 plus max tokens, as OpenAI', async () => {
+  await withMock(
+    { tokenQuota: { tokens: 1000, windowMs: 10_000, count: "request" } },
+    async (mock) => {
+      const body = chatBody("hello there", { max_tokens: 40 });
+      const r = await call(mock.url, CHAT, body);
+      expect(r.res.status).toBe(200);
+      const bytes = new TextEncoder().encode(body).length;
+      expect(mock.tokensAccepted().map((x) => x.tokens)).toEqual([Math.ceil(bytes / 4) + 40]);
+      // Usage counts the prompt text only: lower than what the quota charged.
+      expect(r.body.usage.prompt_tokens).toBe(Math.ceil("hello there".length / 4));
+      const big = chatBody("y".repeat(3300), { max_tokens: 150 });
+      const refused = await call(mock.url, CHAT, big);
+      expect(refused.res.status).toBe(429);
+      const cost = Math.ceil(new TextEncoder().encode(big).length / 4) + 150;
+      expect(refused.body.error.message).toContain(
+        `Limit 1000, Used ${Math.ceil(bytes / 4) + 40}, Requested ${cost}. Please try again in `,
+      );
+    },
+  );
+});
+
+test('token quota count "input" charges Gemini prompt tokens only, naming the input-token quota', async () => {
+  await withMock(
+    { tokenQuota: { tokens: 100, windowMs: 10_000, count: "input" } },
+    async (mock) => {
+      const ok = await call(mock.url, GEMINI, geminiBody("z".repeat(200), 500));
+      expect(ok.res.status).toBe(200);
+      expect(mock.tokensAccepted().map((x) => x.tokens)).toEqual([50]);
+      expect(ok.body.usageMetadata.promptTokenCount).toBe(50);
+      const refused = await call(mock.url, GEMINI, geminiBody("z".repeat(240), 500));
+      expect(refused.res.status).toBe(429);
+      expect(refused.body.error.details[0].violations[0]).toEqual({
+        quotaMetric: TOKENS_METRIC,
+        quotaId: "GenerateContentInputTokensPerModelPerMinute",
+      });
+    },
+  );
+});
+
+test("token quota headers: true sends x-ratelimit-*-tokens on a short window, limit per minute", async () => {
+  await withMock(
+    { tokenQuota: { tokens: 1000, windowMs: 10_000, headers: true } },
+    async (mock) => {
+      const r = await call(mock.url, CHAT, chatBody("abcd", { max_tokens: 99 }));
+      expect(r.res.status).toBe(200);
+      const info = parseRateLimitHeaders(r.res.headers)!;
+      expect(info.limitTokens).toBe(6000);
+      expect(info.remainingTokens).toBe(900);
+      expect(info.resetTokensMs).toBeGreaterThan(9000);
+      expect(info.resetTokensMs).toBeLessThanOrEqual(10_000);
+    },
+  );
+});

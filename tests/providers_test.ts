@@ -339,3 +339,47 @@ test("FirstAnswers opens on different item failures, retryable ones and answers 
   expect(blocked.open).toBe(true);
   expect(blocked.confirmed).toBe(true);
 });
+
+// Token estimates from the exact request body, checked against what the mock provider's token
+// quota charges for the request it received (issue 15).
+test("OpenAI estimate() is what OpenAI's token quota charges the body it sends", async () => {
+  const { startMockProvider } = await import("../scripts/mock_provider.ts");
+  const mock = await startMockProvider({
+    tokenQuota: { tokens: 1_000_000, windowMs: 10_000, count: "request" },
+  });
+  try {
+    const provider = createOpenAIProvider({ baseUrl: `${mock.url}/v1`, apiKey: "k", model: "m" });
+    const lines = [
+      { id: "a", prompt: "x".repeat(1500), max_tokens: 100, system: "Be brief." },
+      { id: "b", messages: [{ role: "user", content: "hi" }], temperature: 0.2 },
+    ];
+    for (const line of lines) await provider.send(item(line));
+    const charged = mock.tokensAccepted().map((x) => x.tokens);
+    const estimated = lines.map((line) => {
+      const e = provider.estimate!(item(line));
+      expect(e).toMatchObject({ counts: "request", model: "m" });
+      return e.prompt + e.output;
+    });
+    expect(estimated).toEqual(charged);
+  } finally {
+    await mock.close();
+  }
+});
+
+test("Gemini estimate() counts the input tokens only, as its input-token quota does", async () => {
+  const { startMockProvider } = await import("../scripts/mock_provider.ts");
+  const mock = await startMockProvider({
+    tokenQuota: { tokens: 1_000_000, windowMs: 10_000, count: "input" },
+  });
+  try {
+    const provider = createGeminiProvider({ baseUrl: mock.url, apiKey: "k", model: "g" });
+    const line = { id: "a", prompt: "y".repeat(801), max_tokens: 100, system: "Sys." };
+    const response = await provider.send(item(line));
+    const e = provider.estimate!(item(line));
+    expect(e).toMatchObject({ output: 0, counts: "input", model: "g" });
+    expect(e.prompt).toBe(mock.tokensAccepted()[0].tokens);
+    expect(e.prompt).toBe(response.usage.input_tokens);
+  } finally {
+    await mock.close();
+  }
+});

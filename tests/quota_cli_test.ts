@@ -129,3 +129,64 @@ test("gemini: a PerDay quotaId stops the run as a spent daily quota", async () =
   expect(r.stderr).toContain("GenerateRequestsPerDayPerProjectPerModel");
   expect(readJsonl(out).length).toBe(3);
 }, 30_000);
+
+for (const provider of ["openai", "gemini"] as const) {
+  test(
+    `cli --tpm keeps within a ${provider} token quota counted the provider's way: no token 429`,
+    async () => {
+      // A quota over any 10 s (the tpm the tool is told, per minute), charged at admission as the
+      // provider counts it: OpenAI the request body / 4 plus max tokens, Gemini input tokens only.
+      // Prompts of 96 to 960 characters, no rate-limit headers; the run needs more than one
+      // window's worth, so a burst at the start would draw 429s.
+      const tpm = provider === "openai" ? 90_000 : 48_000;
+      mock = await startMockProvider({
+        latencyMs: 20,
+        tokenQuota: {
+          tokens: tpm / 6,
+          windowMs: 10_000,
+          count: provider === "openai" ? "request" : "input",
+        },
+      });
+      const n = 80;
+      const input = file(
+        `tpm-${provider}.jsonl`,
+        Array.from({ length: n }, (_, i) => ({
+          id: `t${i}`,
+          prompt: "lorem ipsum ".repeat(8 + ((i * 7) % 10) * 8),
+          max_tokens: 60,
+        })),
+      );
+      const out = path.join(dir, `tpm-${provider}-out.jsonl`);
+      const errs = path.join(dir, `tpm-${provider}-errors.jsonl`);
+      const r = await cli([
+        "run",
+        input,
+        "--provider",
+        provider,
+        "--base-url",
+        provider === "openai" ? `${mock.url}/v1` : mock.url,
+        "--rate-limit",
+        "50",
+        "--tpm",
+        String(tpm),
+        "--output",
+        out,
+        "--errors",
+        errs,
+      ]);
+      expect(r.code).toBe(0);
+      expect(readJsonl(out)).toHaveLength(n);
+      const used = mock.tokensAccepted().reduce((sum, a) => sum + a.tokens, 0);
+      expect(used).toBeGreaterThan(tpm / 6); // more than one window's worth
+      expect(mock.arrivals().filter((a) => a.status === 429)).toEqual([]);
+      // And the quota is used, not left idle by charges larger than the provider's (Gemini does
+      // not count the output): tokens per ms over the run against the quota's, by the mock's
+      // own times.
+      const accepted = mock.tokensAccepted();
+      const spanMs = accepted[accepted.length - 1].t - accepted[0].t;
+      const fill = (used - accepted[accepted.length - 1].tokens) / spanMs / (tpm / 60_000);
+      expect(fill).toBeGreaterThan(0.85);
+    },
+    60_000,
+  );
+}

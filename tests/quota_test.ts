@@ -5,7 +5,8 @@ import { expect, test } from "bun:test";
 import { mulberry32 } from "../src/_prng.ts";
 import { type Clock, delay } from "../src/clock.ts";
 import type { FailureInfo } from "../src/errors.ts";
-import { Quota, TOKEN_BURST_SHARE } from "../src/quota.ts";
+import { Quota, TOKEN_BURST_SHARE, TOKEN_PACE } from "../src/quota.ts";
+import { TokenGate } from "../src/token_gate.ts";
 import { parseRateLimitHeaders } from "../src/rate_limit_headers.ts";
 import { Scheduler } from "../src/scheduler.ts";
 import type { TokenEstimate } from "../src/tokens.ts";
@@ -670,11 +671,11 @@ test("Quota with adaptive: false does not change its rate on x-ratelimit-limit-r
 const prompt100: TokenEstimate = { prompt: 100, output: 0, outputFromLine: true };
 
 /**
- * Milliseconds of budget one token takes at `tpm`: the bucket refills at
- * (1 − TOKEN_BURST_SHARE) × tpm tokens a minute.
+ * Milliseconds of budget one token takes at `tpm`: the bucket refills at TOKEN_PACE × tpm
+ * tokens a minute.
  */
 function msPerToken(tpm: number): number {
-  return 60_000 / (tpm * (1 - TOKEN_BURST_SHARE));
+  return 60_000 / (tpm * TOKEN_PACE);
 }
 
 /** Tokens a full bucket holds at `tpm`: TOKEN_BURST_SHARE × tpm. */
@@ -701,12 +702,12 @@ test("Quota adopts x-ratelimit-limit-tokens as a token gate when no tpm was give
   expect(before).toEqual([t0, t0 + 1, t0 + 2]);
 
   quota.onSuccess({
-    rateLimit: parseRateLimitHeaders(new Headers({ "x-ratelimit-limit-tokens": "6000" })),
+    rateLimit: parseRateLimitHeaders(new Headers({ "x-ratelimit-limit-tokens": "72000" })),
   });
-  expect(quota.stats.tpm).toBeCloseTo(5880, 9);
-  // A bucket of 5 % of 5880 (294 tokens: three 98-token requests) refilled at the other 95 %,
-  // so each 98-token request past the bucket takes 98 × msPerToken (1000 / 0.95 ms).
-  const tpm = 6000 * 0.98;
+  expect(quota.stats.tpm).toBeCloseTo(70560, 9);
+  // A bucket of 250 ms of 70560/min (294 tokens: three 98-token requests) refilled at 95 %,
+  // so each 98-token request past the bucket takes 98 × msPerToken.
+  const tpm = 72000 * 0.98;
   const m = msPerToken(tpm);
   const fit = Math.floor(bucketTokens(tpm) / 98);
   const t1 = clock.now();
@@ -735,30 +736,30 @@ test("Quota lowers a header-adopted token gate when a lower limit arrives", () =
 test("Quota keeps a user-given tpm when x-ratelimit-limit-tokens is higher", async () => {
   const clock = new FakeClock();
   const t0 = clock.now();
-  const quota = new Quota({ rate: 1000, tpm: 6000, clock });
+  const quota = new Quota({ rate: 1000, tpm: 72000, clock });
   quota.onSuccess({ rateLimit: { limitTokens: 600_000 } });
-  expect(quota.stats.tpm).toBe(6000);
-  // A bucket of 300 tokens at 6000/min: the fourth 100-token request waits for 100 tokens of
+  expect(quota.stats.tpm).toBe(72000);
+  // A bucket of 300 tokens at 72000/min: the fourth 100-token request waits for 100 tokens of
   // refill (at 600_000 × 0.98 it would have gone at the next slot, t0 + 3).
-  const fit = Math.floor(bucketTokens(6000) / 100);
+  const fit = Math.floor(bucketTokens(72000) / 100);
   const times = acquireMany(quota, clock, fit + 1, prompt100);
   await clock.advance(1500);
   expectTimes(times, [
     ...Array.from({ length: fit }, (_, i) => t0 + i),
-    t0 + ((fit + 1) * 100 - bucketTokens(6000)) * msPerToken(6000),
+    t0 + ((fit + 1) * 100 - bucketTokens(72000)) * msPerToken(72000),
   ]);
   quota.close();
 });
 
 // ---------------------------------------------------------------------------------------------
-// Token gate: a bucket of TOKEN_BURST_SHARE × tpm refilled at (1 − TOKEN_BURST_SHARE) × tpm.
-// At tpm 6000 and 5 %: 300 tokens (three 100-token requests), refilled at 5700 tokens a minute.
+// Token gate: a bucket of TOKEN_BURST_SHARE × tpm (250 ms of it) refilled at TOKEN_PACE × tpm.
+// At tpm 72000: 300 tokens (three 100-token requests), refilled at 68400 tokens a minute.
 
-/** The gate at tpm 6000: ms a token, bucket size, and how many 100-token requests fill it. */
-const gate6000 = {
-  m: msPerToken(6000),
-  cap: bucketTokens(6000),
-  fit: Math.floor(bucketTokens(6000) / 100),
+/** The gate at tpm 72000: ms a token, bucket size, and how many 100-token requests fill it. */
+const gate72k = {
+  m: msPerToken(72000),
+  cap: bucketTokens(72000),
+  fit: Math.floor(bucketTokens(72000) / 100),
   /**
    * When the k-th (from 0) of back-to-back 100-token requests made at `t` into a full bucket
    * has room, for k at or past `fit`.
@@ -768,16 +769,16 @@ const gate6000 = {
   },
 };
 
-test("Quota paces token acquires at (1 − share) × tpm once the bucket is used up", async () => {
+test("Quota paces token acquires at TOKEN_PACE × tpm once the bucket is used up", async () => {
   const clock = new FakeClock();
   const t0 = clock.now();
-  const { fit } = gate6000;
-  const due = (k: number) => gate6000.due(t0, k);
-  const quota = new Quota({ rate: 1000, tpm: 6000, clock });
+  const { fit } = gate72k;
+  const due = (k: number) => gate72k.due(t0, k);
+  const quota = new Quota({ rate: 1000, tpm: 72000, clock });
   const times = acquireMany(quota, clock, fit + 2, prompt100);
   await clock.advance(due(fit) - t0 - 0.001);
   // The bucket's worth goes at once, at the scheduler's slots (1 ms apart); the next must wait
-  // for 100 tokens of refill (100 × msPerToken ≈ 1053 ms), and so on.
+  // for 100 tokens of refill (100 × msPerToken ≈ 88 ms), and so on.
   expect(times).toEqual(Array.from({ length: fit }, (_, i) => t0 + i));
   await clock.advance(due(fit + 1) - clock.now() + 0.001);
   expectTimes(times.slice(fit), [due(fit), due(fit + 1)]);
@@ -787,8 +788,8 @@ test("Quota paces token acquires at (1 − share) × tpm once the bucket is used
 test("Quota lets acquires without a token estimate pass the token gate", async () => {
   const clock = new FakeClock();
   const t0 = clock.now();
-  const { fit } = gate6000;
-  const quota = new Quota({ rate: 1000, tpm: 6000, clock });
+  const { fit } = gate72k;
+  const quota = new Quota({ rate: 1000, tpm: 72000, clock });
   const gated = acquireMany(quota, clock, fit + 1, prompt100); // the last waits for the budget
   await clock.advance(5);
   expect(gated).toHaveLength(fit);
@@ -803,9 +804,9 @@ test("Quota lets acquires without a token estimate pass the token gate", async (
 test("Quota.onFailure() refunds the tokens of a rate-limited request", async () => {
   const clock = new FakeClock();
   const t0 = clock.now();
-  const { fit } = gate6000;
-  const due = (k: number) => gate6000.due(t0, k);
-  const quota = new Quota({ rate: 1000, tpm: 6000, clock });
+  const { fit } = gate72k;
+  const due = (k: number) => gate72k.due(t0, k);
+  const quota = new Quota({ rate: 1000, tpm: 72000, clock });
   acquireMany(quota, clock, fit, prompt100); // the bucket used up: the next would go at due(fit)
   await clock.advance(10);
   quota.onFailure(rateLimited(), prompt100);
@@ -820,9 +821,9 @@ test("Quota.onFailure() refunds the tokens of a rate-limited request", async () 
 test("Quota.onFailure() without an estimate refunds nothing", async () => {
   const clock = new FakeClock();
   const t0 = clock.now();
-  const { fit } = gate6000;
-  const due = (k: number) => gate6000.due(t0, k);
-  const quota = new Quota({ rate: 1000, tpm: 6000, clock });
+  const { fit } = gate72k;
+  const due = (k: number) => gate72k.due(t0, k);
+  const quota = new Quota({ rate: 1000, tpm: 72000, clock });
   acquireMany(quota, clock, fit, prompt100);
   await clock.advance(10);
   quota.onFailure(rateLimited());
@@ -835,8 +836,8 @@ test("Quota.onFailure() without an estimate refunds nothing", async () => {
 test("Quota.onSuccess() delays the next acquire when the real output is larger than charged", async () => {
   const clock = new FakeClock();
   const t0 = clock.now();
-  const { m, cap } = gate6000;
-  const quota = new Quota({ rate: 1000, tpm: 6000, clock });
+  const { m, cap } = gate72k;
+  const quota = new Quota({ rate: 1000, tpm: 72000, clock });
   const estimate: TokenEstimate = { prompt: 100, output: 150, outputFromLine: false };
   expect(quota.cost(estimate)).toBeLessThanOrEqual(cap); // 250 tokens: fits in the bucket
   acquireMany(quota, clock, 1, estimate);
@@ -856,8 +857,8 @@ test("Quota.onSuccess() delays the next acquire when the real output is larger t
 test("Quota.onSuccess() brings the next acquire forward when the real output is smaller", async () => {
   const clock = new FakeClock();
   const t0 = clock.now();
-  const { m, cap } = gate6000;
-  const quota = new Quota({ rate: 1000, tpm: 6000, clock });
+  const { m, cap } = gate72k;
+  const quota = new Quota({ rate: 1000, tpm: 72000, clock });
   const estimate: TokenEstimate = { prompt: 100, output: 150, outputFromLine: false };
   acquireMany(quota, clock, 1, estimate); // 250 tokens
   await clock.advance(10);
@@ -873,8 +874,8 @@ test("Quota.onSuccess() brings the next acquire forward when the real output is 
 test("Quota.onSuccess() counts a declared output budget in full whatever the answer's size", async () => {
   const clock = new FakeClock();
   const t0 = clock.now();
-  const { m, cap } = gate6000;
-  const quota = new Quota({ rate: 1000, tpm: 6000, clock });
+  const { m, cap } = gate72k;
+  const quota = new Quota({ rate: 1000, tpm: 72000, clock });
   const estimate: TokenEstimate = { prompt: 100, output: 150, outputFromLine: true };
   acquireMany(quota, clock, 1, estimate); // 250 tokens
   await clock.advance(10);
@@ -890,8 +891,8 @@ test("Quota.onSuccess() counts a declared output budget in full whatever the ans
 test("Quota.onSuccess() corrects a prompt by what acquire() charged, not by the new calibration", async () => {
   const clock = new FakeClock();
   const t0 = clock.now();
-  const { m, cap } = gate6000;
-  const quota = new Quota({ rate: 1000, tpm: 6000, clock });
+  const { m, cap } = gate72k;
+  const quota = new Quota({ rate: 1000, tpm: 72000, clock });
   acquireMany(quota, clock, 1, prompt100); // charged 100 tokens
   await clock.advance(10);
   // The provider counted 300 prompt tokens: 200 more than charged (the calibration now costs
@@ -909,8 +910,8 @@ test("Quota.onSuccess() corrects a prompt by what acquire() charged, not by the 
 test("Quota admits a request larger than the bucket once the bucket is full", async () => {
   const clock = new FakeClock();
   const t0 = clock.now();
-  const { m, cap } = gate6000;
-  const quota = new Quota({ rate: 1000, tpm: 6000, clock });
+  const { m, cap } = gate72k;
+  const quota = new Quota({ rate: 1000, tpm: 72000, clock });
   const big: TokenEstimate = { prompt: 0, output: 1000, outputFromLine: true };
   expect(quota.cost(big)).toBeGreaterThan(cap); // the bucket can never hold it
   // Into a full bucket: at once.
@@ -935,7 +936,7 @@ test("Quota admits a request larger than the bucket while smaller ones keep arri
   // still get its turn (a gate that serves whoever fits first never lets the bucket fill up).
   const clock = new FakeClock();
   const t0 = clock.now();
-  const quota = new Quota({ rate: 1000, tpm: 6000, clock });
+  const quota = new Quota({ rate: 1000, tpm: 72000, clock });
   const small: TokenEstimate = { prompt: 100, output: 0, outputFromLine: true };
   const big: TokenEstimate = { prompt: 0, output: 1000, outputFromLine: true };
   let open = true;
@@ -945,7 +946,7 @@ test("Quota admits a request larger than the bucket while smaller ones keep arri
   const workers = [worker(), worker()];
   await clock.advance(10);
   const bigAt = acquireMany(quota, clock, 1, big);
-  // A full minute's budget (at most 6000 tokens) is far more than it needs to be served.
+  // A full minute's budget (at most 72000 tokens) is far more than it needs to be served.
   await clock.advance(60_000);
   expect(bigAt).toHaveLength(1);
   expect(bigAt[0] - t0).toBeLessThan(60_000);
@@ -1080,8 +1081,8 @@ test("Quota.close() rejects pending acquires with the reason", async () => {
 
 test("Quota.close() rejects an acquire still waiting for the token budget", async () => {
   const clock = new FakeClock();
-  const quota = new Quota({ rate: 1000, tpm: 6000, clock });
-  acquireMany(quota, clock, gate6000.fit, prompt100); // the bucket used up
+  const quota = new Quota({ rate: 1000, tpm: 72000, clock });
+  acquireMany(quota, clock, gate72k.fit, prompt100); // the bucket used up
   await clock.advance(10);
   const wait = reasonOf(quota.acquire({ tokens: prompt100 })); // waits for 100 tokens of refill
   await flush();
@@ -1091,4 +1092,138 @@ test("Quota.close() rejects an acquire still waiting for the token budget", asyn
   const settled = await Promise.race([wait, flush().then(() => "still pending")]);
   expect(settled).toBe(reason);
   expect(clock.pending).toBe(0);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Token quotas as providers count them (issue 15).
+
+const OPENAI_TOKEN_429 = (requested: number, used = 71_000) =>
+  rateLimited({
+    message: `Rate limit reached for m in organization org-x on tokens per min (TPM): Limit ` +
+      `72000, Used ${used}, Requested ${requested}. Please try again in 1.8s.`,
+  });
+
+test("Quota calibrates a model's estimate by the Requested N of a token 429", async () => {
+  const clock = new FakeClock();
+  const quota = new Quota({ rate: 1000, tpm: 72000, clock });
+  const estimate: TokenEstimate = {
+    prompt: 100,
+    output: 50,
+    outputFromLine: true,
+    model: "m",
+    counts: "request",
+  };
+  await quota.acquire({ tokens: estimate });
+  expect(estimate.charged).toBe(150);
+  quota.onFailure(OPENAI_TOKEN_429(200), estimate);
+  // The provider charged 200: the prompt counts 1.5 times the estimate, for this model only.
+  expect(quota.cost(estimate)).toBe(200);
+  expect(quota.cost({ ...estimate, model: "other" })).toBe(150);
+  quota.close();
+});
+
+test("Quota holds the token budget to Limit − Used of a token 429", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 1000, tpm: 72000, clock });
+  const estimate: TokenEstimate = { prompt: 100, output: 0, outputFromLine: true };
+  // 71,950 of 72,000 used: 50 left, so the next 100 tokens wait for 50 of refill.
+  quota.onFailure(OPENAI_TOKEN_429(100, 71_950), { ...estimate });
+  const times = acquireMany(quota, clock, 1, estimate);
+  await clock.advance(2000);
+  expectTimes(times, [t0 + 50 * msPerToken(72000)]);
+  quota.close();
+});
+
+test("Quota syncs the token budget with x-ratelimit-remaining-tokens", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 1000, tpm: 72000, clock });
+  quota.onSuccess({ rateLimit: { remainingTokens: 20 } });
+  const times = acquireMany(quota, clock, 1, prompt100);
+  await clock.advance(2000);
+  expectTimes(times, [t0 + 80 * msPerToken(72000)]);
+  quota.close();
+});
+
+test('Quota keeps a "request" charge whatever the usage says (the provider charged its estimate)', async () => {
+  const clock = new FakeClock();
+  const quota = new Quota({ rate: 1000, tpm: 72000, clock });
+  const estimate: TokenEstimate = {
+    prompt: 100,
+    output: 50,
+    outputFromLine: true,
+    counts: "request",
+  };
+  await quota.acquire({ tokens: estimate });
+  quota.onSuccess({ estimate, usage: { input_tokens: 40, output_tokens: 3 } });
+  expect(estimate.charged).toBe(150);
+  expect(quota.cost(estimate)).toBe(150);
+  quota.close();
+});
+
+test('Quota corrects an "input" charge to the real input tokens and learns their scale', async () => {
+  const clock = new FakeClock();
+  const quota = new Quota({ rate: 1000, tpm: 72000, clock });
+  const estimate: TokenEstimate = {
+    prompt: 100,
+    output: 0,
+    outputFromLine: true,
+    model: "g",
+    counts: "input",
+  };
+  await quota.acquire({ tokens: estimate });
+  quota.onSuccess({ estimate, usage: { input_tokens: 80, output_tokens: 300 } });
+  expect(estimate.charged).toBe(80); // the output does not count against an input-token quota
+  expect(quota.cost(estimate)).toBe(98); // scale 0.9 + 0.08
+  quota.close();
+});
+
+test("Quotas given one token budget share it", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const gate = new TokenGate(72000, clock);
+  const a = new Quota({ rate: 1000, tokenGate: gate, clock });
+  const b = new Quota({ rate: 1000, tokenGate: gate, clock });
+  expect(b.stats.tpm).toBe(72000);
+  // a takes the whole bucket (300 tokens); b's 100 then waits for 100 tokens of refill.
+  acquireMany(a, clock, 3, prompt100);
+  const times = acquireMany(b, clock, 1, prompt100);
+  await clock.advance(1000);
+  expectTimes(times, [t0 + 100 * msPerToken(72000)]);
+  a.close();
+  b.close();
+});
+
+test("Quota adopts Gemini's input-token quota from its 429 when no tpm was given", () => {
+  const quota = new Quota({ rate: 10, clock: new SyncClock() });
+  expect(quota.stats.tpm).toBeUndefined();
+  quota.onFailure(rateLimited({
+    message: "You exceeded your current quota…\n* Quota exceeded for metric: " +
+      "generativelanguage.googleapis.com/generate_content_input_token_count, limit: 250000, " +
+      "model: gemini-2.5-flash\nPlease retry in 2s.",
+    quotaId: "GenerateContentInputTokensPerModelPerMinute",
+  }));
+  expect(quota.stats.tpm).toBeCloseTo(245_000, 6);
+  // A user-given tpm stays.
+  const mine = new Quota({ rate: 10, tpm: 1000, clock: new SyncClock() });
+  mine.onFailure(rateLimited({
+    message: "limit: 250000",
+    quotaId: "GenerateContentInputTokensPerModelPerMinute",
+  }));
+  expect(mine.stats.tpm).toBe(1000);
+});
+
+test("Quota refunds a token 429's charge before holding the budget to Limit − Used", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const quota = new Quota({ rate: 1000, tpm: 72000, clock });
+  const estimate: TokenEstimate = { prompt: 300, output: 0, outputFromLine: true };
+  await quota.acquire({ tokens: estimate }); // the whole bucket
+  // Nothing left at the provider: the refund must not open the budget again.
+  quota.onFailure(OPENAI_TOKEN_429(300, 72_000), estimate);
+  const times = acquireMany(quota, clock, 1, prompt100);
+  await clock.advance(2000);
+  expectTimes(times, [t0 + 100 * msPerToken(72000)]);
+  quota.close();
 });

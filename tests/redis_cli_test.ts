@@ -167,6 +167,70 @@ test(
 );
 
 test(
+  "cli run: two jobs with --tpm on one quota share one token budget: no token 429s",
+  async () => {
+    // The provider counts 9,000 tokens in any 6 s (90,000/min) the way OpenAI does (body bytes / 4
+    // + max tokens); each job is told the whole --tpm 90000. With a token gate per process they
+    // would send twice that.
+    const tokenMock = await startMockProvider({
+      latencyMs: 30,
+      tokenQuota: { tokens: 9000, windowMs: 6000, count: "request" },
+    });
+    try {
+      const lines = (name: string) =>
+        file(
+          name,
+          Array.from({ length: 40 }, (_, i) => ({
+            id: `${name}-${i}`,
+            prompt: "word ".repeat(10 + (i % 7) * 10),
+            max_tokens: 50,
+          })),
+        );
+      const run = (name: string) =>
+        spawnCli([
+          lines(name),
+          "--provider",
+          "openai",
+          "--base-url",
+          `${tokenMock.url}/v1`,
+          "--output",
+          path.join(dir, `${name}.jsonl`),
+          "--errors",
+          path.join(dir, `${name}-errors.jsonl`),
+          "--rate-limit",
+          "50",
+          "--tpm",
+          "90000",
+          "--quota",
+          redis.url,
+          "--quota-name",
+          "tokens-shared",
+        ]);
+      const [ra, rb] = await Promise.all([finish(run("tpm-a")), finish(run("tpm-b"))]);
+      expect(ra.code).toBe(0);
+      expect(rb.code).toBe(0);
+      expect(ra.stderr).toContain("50 req/s and 90000 tokens/min for every job on it together");
+      expect(lineCount(path.join(dir, "tpm-a.jsonl"))).toBe(40);
+      expect(lineCount(path.join(dir, "tpm-b.jsonl"))).toBe(40);
+      const refused = tokenMock.arrivals().filter((a) => a.status === 429).length;
+      expect(refused).toBeLessThanOrEqual(1);
+      // The two together stayed within the window's budget.
+      const accepted = tokenMock.tokensAccepted();
+      let most = 0;
+      for (let i = 0, j = 0, sum = 0; j < accepted.length; j++) {
+        sum += accepted[j].tokens;
+        while (accepted[j].t - accepted[i].t >= 6000) sum -= accepted[i++].tokens;
+        most = Math.max(most, sum);
+      }
+      expect(most).toBeLessThanOrEqual(9000);
+    } finally {
+      await tokenMock.close();
+    }
+  },
+  30_000,
+);
+
+test(
   "cli run --quota: the store lost mid-run pauses dispatching, resumes, loses nothing",
   async () => {
     const own = await startRedisServer();

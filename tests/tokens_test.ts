@@ -2,7 +2,7 @@
 // format, built from real parsed lines.
 import { expect, test } from "bun:test";
 import { parseLine, type RequestItem } from "../src/formats.ts";
-import { estimateTokens } from "../src/tokens.ts";
+import { estimateRequestTokens, estimateTokens } from "../src/tokens.ts";
 
 /** A validated item from a line object, as the run reads it. */
 function item(line: Record<string, unknown>): RequestItem {
@@ -180,4 +180,36 @@ test("estimateTokens() applies promptScale to OpenAI and Gemini lines too", () =
   expect(estimateTokens(gemini({ contents }), 2).prompt).toBe(20);
   expect(estimateTokens(openai({ messages: [{ role: "user", content: chars(40) }] }), 1.25).prompt)
     .toBe(13); // 12.5 rounded up
+});
+
+test('estimateRequestTokens() "request" charges the body\'s UTF-8 bytes / 4 plus max tokens', () => {
+  const body = { model: "m", messages: [{ role: "user", content: "héllo" }], max_tokens: 7 };
+  const bytes = new TextEncoder().encode(JSON.stringify(body)).length;
+  expect(estimateRequestTokens(body, { counts: "request", model: "m", maxTokens: 7 })).toEqual({
+    prompt: Math.ceil(bytes / 4),
+    output: 7,
+    outputFromLine: true,
+    model: "m",
+    counts: "request",
+  });
+  // Without max tokens, the assumed output budget, corrected by nothing (OpenAI charged it).
+  expect(estimateRequestTokens(body, { counts: "request", defaultOutput: 99 })).toMatchObject({
+    output: 99,
+    outputFromLine: false,
+  });
+});
+
+test('estimateRequestTokens() "input" counts the text of contents and system instruction only', () => {
+  const body = {
+    contents: [{ role: "user", parts: [{ text: "a".repeat(40) }, { text: "b".repeat(3) }] }],
+    systemInstruction: { parts: [{ text: "c".repeat(5) }] },
+    generationConfig: { maxOutputTokens: 500, temperature: 0.5 },
+  };
+  expect(estimateRequestTokens(body, { counts: "input", model: "g" })).toEqual({
+    prompt: 12, // 48 characters
+    output: 0,
+    outputFromLine: true,
+    model: "g",
+    counts: "input",
+  });
 });

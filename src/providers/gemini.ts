@@ -8,6 +8,7 @@ import type { FailureInfo } from "../errors.ts";
 import { fromGeminiFinishReason } from "../finish_reason.ts";
 import type { ProviderResponse, RequestItem, Usage } from "../formats.ts";
 import { parseDuration } from "../retry.ts";
+import { estimateRequestTokens, type TokenEstimate } from "../tokens.ts";
 import {
   classifyByStatus,
   createClient,
@@ -206,31 +207,43 @@ export function createGeminiProvider(options: HttpProviderOptions = {}): Provide
   const client = createClient(options);
   const headers: Record<string, string> = { ...options.headers };
   if (options.apiKey) headers["x-goog-api-key"] = options.apiKey;
+  /** The request exactly as it is sent, and the model it goes to. */
+  const build = (item: RequestItem): { request: Record<string, unknown>; model: string } => {
+    let request: Record<string, unknown>;
+    let model = defaultModel;
+    if (item.format === "gemini-batch") {
+      const { model: lineModel, ...rest } = item.request;
+      request = rest;
+      if (typeof lineModel === "string") model = lineModel;
+    } else if (item.format === "simple") {
+      request = chatToGemini(item.chat);
+      if (item.chat.model) model = item.chat.model;
+    } else {
+      if (item.url !== "/v1/chat/completions") {
+        throw new TypeError(
+          `line ${item.line}: Gemini cannot serve ${item.url}; use --provider openai`,
+        );
+      }
+      const chat = openAIBodyToChat(item.body);
+      request = chatToGemini(chat);
+      if (chat.model) model = chat.model;
+    }
+    return { request, model: model.replace(/^models\//, "") };
+  };
   return {
     name: "gemini",
     model: defaultModel,
     defaultRate: GEMINI_DEFAULT_RATE,
-    async send(item: RequestItem, { signal }: SendOptions = {}): Promise<ProviderResponse> {
-      let request: Record<string, unknown>;
-      let model = defaultModel;
-      if (item.format === "gemini-batch") {
-        const { model: lineModel, ...rest } = item.request;
-        request = rest;
-        if (typeof lineModel === "string") model = lineModel;
-      } else if (item.format === "simple") {
-        request = chatToGemini(item.chat);
-        if (item.chat.model) model = item.chat.model;
-      } else {
-        if (item.url !== "/v1/chat/completions") {
-          throw new TypeError(
-            `line ${item.line}: Gemini cannot serve ${item.url}; use --provider openai`,
-          );
-        }
-        const chat = openAIBodyToChat(item.body);
-        request = chatToGemini(chat);
-        if (chat.model) model = chat.model;
+    estimate(item: RequestItem): TokenEstimate {
+      // A line Gemini cannot serve fails in send(); its estimate does not matter.
+      if (item.format === "openai-batch" && item.url !== "/v1/chat/completions") {
+        return estimateRequestTokens({}, { counts: "input" });
       }
-      model = model.replace(/^models\//, "");
+      const { request, model } = build(item);
+      return estimateRequestTokens(request, { counts: "input", model });
+    },
+    async send(item: RequestItem, { signal }: SendOptions = {}): Promise<ProviderResponse> {
+      const { request, model } = build(item);
       const url = joinUrl(root, `models/${encodeURIComponent(model)}:generateContent`);
       const res = await postJson(client, url, request, {
         headers,

@@ -20,6 +20,7 @@ import {
   type SendOptions,
 } from "./provider.ts";
 import { adaptOpenAIBody } from "./openai_params.ts";
+import { estimateRequestTokens, type TokenEstimate } from "../tokens.ts";
 
 /** OpenAI's API. */
 export const OPENAI_BASE_URL = "https://api.openai.com/v1";
@@ -201,22 +202,37 @@ export function createOpenAIProvider(options: HttpProviderOptions = {}): Provide
         `to it, the model's default applies`,
     );
   };
+  /** The request exactly as it is sent: its path and body. */
+  const build = (item: RequestItem): { path: string; body: Record<string, unknown> } => {
+    let path = "/chat/completions";
+    let body: Record<string, unknown>;
+    if (item.format === "openai-batch") {
+      path = item.url.replace(/^\/v1/, "");
+      body = item.body.model === undefined ? { ...item.body, model } : item.body;
+    } else if (item.format === "simple") {
+      body = chatToOpenAI(item.chat, model);
+    } else {
+      body = chatToOpenAI(geminiToChat(item.request), model);
+    }
+    if (path === "/chat/completions") body = adaptOpenAIBody(body, { openAIHost, onDrop });
+    return { path, body };
+  };
   return {
     name: "openai",
     model,
     defaultRate: OPENAI_DEFAULT_RATE,
+    estimate(item: RequestItem): TokenEstimate {
+      const { body } = build(item);
+      const max = [body.max_completion_tokens, body.max_tokens, body.max_output_tokens]
+        .find((x): x is number => typeof x === "number" && x > 0);
+      return estimateRequestTokens(body, {
+        counts: "request",
+        model: String(body.model),
+        maxTokens: max,
+      });
+    },
     async send(item: RequestItem, { signal }: SendOptions = {}): Promise<ProviderResponse> {
-      let path = "/chat/completions";
-      let body: Record<string, unknown>;
-      if (item.format === "openai-batch") {
-        path = item.url.replace(/^\/v1/, "");
-        body = item.body.model === undefined ? { ...item.body, model } : item.body;
-      } else if (item.format === "simple") {
-        body = chatToOpenAI(item.chat, model);
-      } else {
-        body = chatToOpenAI(geminiToChat(item.request), model);
-      }
-      if (path === "/chat/completions") body = adaptOpenAIBody(body, { openAIHost, onDrop });
+      const { path, body } = build(item);
       // Like OpenAI's SDKs, the base URL includes the version: `.../v1` + `/chat/completions`.
       const res = await postJson(client, joinUrl(base, path), body, {
         headers,

@@ -9,6 +9,7 @@ import { type FailureInfo, ProviderError } from "../errors.ts";
 import type { ProviderResponse, RequestItem } from "../formats.ts";
 import { parseRateLimitHeaders } from "../rate_limit_headers.ts";
 import { isRetryableStatus, parseRetryAfter } from "../retry.ts";
+import type { TokenEstimate } from "../tokens.ts";
 
 /** Options for {@linkcode Provider.send}. */
 export interface SendOptions {
@@ -29,6 +30,12 @@ export interface Provider {
    * whether a retry can help, or with the signal's reason when aborted.
    */
   send(item: RequestItem, options?: SendOptions): Promise<ProviderResponse>;
+  /**
+   * Estimates the item's tokens from the exact request `send` makes of it, the way this
+   * provider's token quota counts them. Without it, `estimateTokens` (prompt characters / 4
+   * plus max tokens) applies.
+   */
+  estimate?(item: RequestItem): TokenEstimate;
 }
 
 /** Options shared by the HTTP adapters. */
