@@ -39,7 +39,7 @@ function el(tag, attrs, text) {
 function chart(s) {
   const svg = $("#live-chart");
   const W = 900, H = 220, L = 50, R = 10, T = 12, B = 28, pw = W - L - R, ph = H - T - B;
-  const h = s.history;
+  const h = s.history.slice(0, -1); // complete seconds: the one in progress would dip
   const target = typeof s.target === "number" ? s.target : s.rate;
   let top = Math.max(1, target, ...h.map((x) => x.sent), ...h.map((x) => x.ok + x.failed));
   top = Math.ceil(top * 1.1);
@@ -51,9 +51,10 @@ function chart(s) {
     svg.append(el("line", { x1: L, x2: L + pw, y1: Y(v), y2: Y(v), stroke: "#e5e5e5" }));
     svg.append(el("text", { x: L - 6, y: +Y(v) + 4, "text-anchor": "end", "font-size": 11, fill: "#555" }, fmt(Math.round(v))));
   }
-  for (const ago of [300, 240, 180, 120, 60, 0]) {
-    if (ago >= h.length) continue;
-    svg.append(el("text", { x: X(h.length - 1 - ago), y: H - 8, "text-anchor": "middle", "font-size": 11, fill: "#555" }, ago === 0 ? "now" : "-" + ago + " s"));
+  for (const ago of [240, 180, 120, 60, 0]) {
+    const i = ago === 0 ? h.length - 1 : h.length - ago; // h's last entry ended a moment ago
+    if (i < 0) continue;
+    svg.append(el("text", { x: X(i), y: H - 8, "text-anchor": "middle", "font-size": 11, fill: "#555" }, ago === 0 ? "now" : "-" + ago + " s"));
   }
   svg.append(el("line", { x1: L, x2: L + pw, y1: Y(target), y2: Y(target), stroke: "#333", "stroke-dasharray": "6 4", "data-series": "target" }));
   const line = (name, color, f) => svg.append(el("polyline", {
