@@ -143,7 +143,7 @@ function timeReport(text: string): { ms: number; html: number } {
   );
   console.log(
     `\nBounded by duration, not lines: 10,000,000 lines at the same rate (10,000 s) would be about ${
-      kib(text.length * 10)
+      kib((text.length * 10_000_000) / N)
     }.\n`,
   );
 }
