@@ -28,9 +28,10 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const { cli } = cliHarness({
+const { cli, spawnCli } = cliHarness({
   dir: () => dir,
   drop: /API_KEY|BASE_URL|BUN_CONFIG_MAX_HTTP_REQUESTS/,
+  detached: true, // its own process group, so a test can signal it the way a terminal does
 });
 
 /** A number the CLI's summary printed after `label`. */
@@ -137,3 +138,64 @@ test("report <output> rebuilds the page after the fact; a missing sidecar is a u
   expect(missing.code).toBe(2);
   expect(missing.stderr).toContain("nothing.jsonl.stats.jsonl");
 });
+
+test(
+  "a run stopped by Ctrl-C gets a report with its unsent lines and the resume command",
+  async () => {
+    const input = path.join(dir, "stop.jsonl");
+    fs.writeFileSync(
+      input,
+      Array.from({ length: 300 }, (_, i) => JSON.stringify({ id: `s${i}`, prompt: `q ${i}` }))
+        .join("\n") + "\n",
+    );
+    const output = path.join(dir, "stop-out.jsonl");
+    const args = [
+      "run",
+      input,
+      "--provider",
+      "openai",
+      "--base-url",
+      `${mock.url}/v1`,
+      "--rate-limit",
+      "40",
+      "-o",
+      output,
+    ];
+    const p = spawnCli(args, { OPENAI_API_KEY: "sk-test-report" });
+    const sidecar = `${output}.stats.jsonl`;
+    // Stop once the sidecar has recorded a few seconds.
+    while (
+      !fs.existsSync(sidecar) ||
+      parseStatsFile(fs.readFileSync(sidecar, "utf8")).seconds.length < 3
+    ) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    process.kill(-p.pid!, "SIGINT");
+    const [stderr, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
+    expect(code).toBe(130);
+    const printed = /resume with:\n {2}(.+)\n/.exec(stderr)![1];
+    const summary = parseStatsFile(fs.readFileSync(sidecar, "utf8")).summary!;
+    expect(summary.stopped).toBe(true);
+    expect(summary.resume).toBe(printed);
+    expect(summary.unsent).toBeGreaterThan(0);
+
+    const built = await cli(["report", output]);
+    expect(built.code).toBe(0);
+    const page = await browser.newPage();
+    await page.goto(`file://${output}.report.html`);
+    expect(await page.locator("#resume").textContent()).toBe(printed);
+    expect(Number(await page.locator('[data-k="ok"]').first().textContent())).toBe(summary.ok);
+    expect(Number(await page.locator('[data-k="unsent"]').textContent())).toBe(summary.unsent);
+    expect(await page.locator(".warn").textContent()).toContain("Stopped");
+
+    // The resume appends a second run to the sidecar; its report is of that run.
+    const again = await cli([...args, "--resume"], { OPENAI_API_KEY: "sk-test-report" });
+    expect(again.code).toBe(0);
+    expect((await cli(["report", output])).code).toBe(0);
+    await page.goto(`file://${output}.report.html`);
+    expect(await page.locator(".meta").first().textContent()).toContain("run 2 on this output");
+    expect(Number(await page.locator('[data-k="skipped"]').textContent())).toBe(summary.ok);
+    await page.close();
+  },
+  60_000,
+);
