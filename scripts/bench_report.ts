@@ -11,7 +11,7 @@
  *     [--baseline /work/main/cli.ts] [--rate 20000]
  * @module
  */
-import { execFileSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -165,8 +165,11 @@ const input = path.join(dir, "in.jsonl");
 }
 function cliRun(cli: string, label: string) {
   const out = path.join(dir, `${label}.jsonl`);
-  const t = performance.now();
-  execFileSync(process.execPath, [
+  // GNU time: wall s, user s, system s, peak RSS KiB of the CLI (and its relaunched child).
+  const timed = spawnSync("/usr/bin/time", [
+    "-f",
+    "TIME %e %U %S %M",
+    process.execPath,
     cli,
     "run",
     input,
@@ -182,15 +185,16 @@ function cliRun(cli: string, label: string) {
     path.join(dir, `${label}-errors.jsonl`),
     "--overwrite",
     "-q",
-  ], { stdio: ["ignore", "ignore", "inherit"] });
-  const wall = (performance.now() - t) / 1000;
+  ], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" }).stderr;
+  const [wall, user, sys, rss] = /TIME (\S+) (\S+) (\S+) (\S+)/.exec(timed)!.slice(1).map(Number);
   fs.rmSync(out);
   const sidecar = `${out}.stats.jsonl`;
-  if (!fs.existsSync(sidecar)) return { wall };
+  const base = { wall, cpu: user + sys, rssMib: rss / 1024 };
+  if (!fs.existsSync(sidecar)) return base;
   const text = fs.readFileSync(sidecar, "utf8");
   fs.rmSync(sidecar);
   return {
-    wall,
+    ...base,
     sidecar: text.length,
     lines: text.trim().split("\n").length,
     report: timeReport(text),
@@ -201,16 +205,16 @@ console.log(
     N.toLocaleString("en-US")
   } lines, in-process mock (50 ms), --rate-limit ${values.rate}\n`,
 );
-console.log("| CLI | wall time | sidecar | sidecar lines | report build (median of 7) |");
-console.log("| --- | --- | --- | --- | --- |");
-if (values.baseline) {
-  const b = cliRun(values.baseline, "baseline");
-  console.log(`| baseline (${values.baseline}) | ${b.wall.toFixed(1)} s | none | | |`);
-}
-const ours = cliRun(path.join(root, "cli.ts"), "ours");
 console.log(
-  `| ours (records the sidecar) | ${ours.wall.toFixed(1)} s | ${
-    kib(ours.sidecar!)
-  } | ${ours.lines} | ${ours.report!.ms.toFixed(1)} ms |`,
+  "| CLI | wall time | CPU (user + sys) | peak RSS | sidecar | sidecar lines | report build (median of 7) |",
 );
+console.log("| --- | --- | --- | --- | --- | --- | --- |");
+const row = (name: string, r: ReturnType<typeof cliRun>) =>
+  console.log(
+    `| ${name} | ${r.wall.toFixed(1)} s | ${r.cpu.toFixed(1)} s | ${r.rssMib.toFixed(0)} MiB | ${
+      "sidecar" in r ? kib(r.sidecar!) : "none"
+    } | ${"lines" in r ? r.lines : ""} | ${"report" in r ? `${r.report!.ms.toFixed(1)} ms` : ""} |`,
+  );
+if (values.baseline) row(`baseline (${values.baseline})`, cliRun(values.baseline, "baseline"));
+row("ours (records the sidecar)", cliRun(path.join(root, "cli.ts"), "ours"));
 fs.rmSync(dir, { recursive: true, force: true });
