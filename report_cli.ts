@@ -61,7 +61,15 @@ export function recordRun(o: {
     input: o.input,
     output: o.output,
   });
-  const timer = setInterval(() => recorder.flush(systemClock.now()), 1000);
+  const timer = setInterval(() => {
+    try {
+      recorder.flush(systemClock.now());
+    } catch {
+      // A sidecar that can not be written (disk full) must not stop the run.
+    }
+  }, 1000);
+  // A run that ends without finish() (its input failed) must not be kept alive by this timer.
+  (timer as { unref?: () => void }).unref?.();
   return {
     observer: recorder.observer,
     finish(stats, resume) {
