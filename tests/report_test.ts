@@ -15,7 +15,7 @@ import {
 } from "../src/report/latency_histogram.ts";
 import { parseStatsFile, totals } from "../src/report/stats_file.ts";
 import { StatsRecorder } from "../src/report/stats_recorder.ts";
-import { renderReport } from "../src/report/report_html.ts";
+import { MAX_POINTS, renderReport } from "../src/report/report_html.ts";
 
 function exactQuantile(values: number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -196,4 +196,24 @@ test("parseStatsFile() reads a run that died mid-line, and keeps the latest run 
   expect(html).toContain("No summary line");
   expect(html).toContain('<td data-k="ok">27</td>');
   expect(() => parseStatsFile('{"s":1}\n')).toThrow(TypeError);
+});
+
+test("renderReport() puts a long run in bins of several seconds, at most MAX_POINTS a chart", () => {
+  const lines: string[] = [];
+  const rec = new StatsRecorder({ start: 0, write: (l) => lines.push(l), rate: 2 });
+  rec.header({ command: ["x"], target_rate: 2, started_at: "t" });
+  for (let s = 0; s < 4000; s++) {
+    rec.observer({ type: "sent", at: s * 1000 });
+    rec.observer({ type: "sent", at: s * 1000 + 500 });
+  }
+  rec.flush(4_000_000);
+  const html = renderReport(parseStatsFile(lines.join("\n")));
+  const points = Math.ceil(4000 / Math.ceil(4000 / MAX_POINTS));
+  expect(points).toBeLessThanOrEqual(MAX_POINTS);
+  expect(html).toContain(`data-series="sent req/s" data-points="${points}"`);
+  expect(html).toContain("mean over 3 s bins");
+  // Still 2 req/s on average in every bin.
+  const sent = /data-series="sent req\/s" data-points="\d+" points="([^"]+)"/.exec(html)![1];
+  const ys = new Set(sent.split(" ").map((p) => p.split(",")[1]));
+  expect(ys.size).toBeLessThanOrEqual(2); // the last bin may be short
 });
