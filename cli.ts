@@ -36,6 +36,7 @@ import {
 import { serve } from "./server.ts";
 import { openServerStorage } from "./batch_storage.ts";
 import { batchCommand, parseBatchFlags, runBatchMode } from "./batch_cli.ts";
+import { recordRun, reportCommand, writeReport } from "./report_cli.ts";
 
 const DEFAULT_RATES: Record<ProviderName, number> = {
   gemini: GEMINI_DEFAULT_RATE,
@@ -51,6 +52,7 @@ Usage:
   model-fine-tuner serve [--host 127.0.0.1] [--port 8787] [options]   (serve --help)
   model-fine-tuner status <output.jsonl> [--json]    state of a batch job (status --help)
   model-fine-tuner cancel <output.jsonl>             cancel a batch job's open batches
+  model-fine-tuner report <output.jsonl>             HTML report of a run (report --help)
 
 Input lines (JSONL, format detected per line):
   OpenAI batch  {"custom_id","method","url","body"}
@@ -80,6 +82,8 @@ Options:
   --resume               skip ids already in the output and append to it
   --overwrite            replace an existing output file
   --dry-run              validate the whole input and print the plan; send nothing
+  --report               write <output>.report.html at the end (from <output>.stats.jsonl,
+                         the per-second record every run with an output file keeps)
   --mode MODE            realtime (default) | batch: the provider's batch API, half price,
                          results within 24 h, job file <output>.batch.json (resume re-attaches)
                          | auto: batch above 10,000 input lines, realtime at or below
@@ -139,6 +143,7 @@ const OPTIONS = {
   resume: { type: "boolean" },
   overwrite: { type: "boolean" },
   "dry-run": { type: "boolean" },
+  report: { type: "boolean" },
   "max-in-flight": { type: "string" },
   "mock-latency": { type: "string" },
   "mock-failure-rate": { type: "string" },
@@ -291,6 +296,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     });
   }
   if (command === "status" || command === "cancel") return await batchCommand(command, rest, io);
+  if (command === "report") return reportCommand(rest, io);
   if (command !== "run") {
     io.stderr(`model-fine-tuner: unknown command '${command}' (try --help)\n`);
     return 2;
@@ -535,6 +541,17 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
   const hard = new AbortController();
   const out = toStdout ? stdoutSink(io) : fileSink(output, values.resume ?? false);
   const errs = fileSink(errorsFile, false);
+  // The per-second sidecar the report is built from (report_cli.ts).
+  const record = toStdout ? undefined : recordRun({
+    output,
+    append: values.resume ?? false,
+    command: ["model-fine-tuner", "run", ...argv],
+    targetRate: shared.rate ?? targetRate,
+    provider: provider.name,
+    model: provider.model,
+    input: inputFile,
+    inFlight: () => run.stats.inFlight,
+  });
   const run = runBatch(lines, {
     provider,
     rate: shared.rate,
@@ -546,6 +563,7 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
     skip,
     stopSignal: stop.signal,
     signal: hard.signal,
+    observer: record?.observer,
   });
   let interrupts = 0;
   const removeInterrupt = io.onInterrupt(() => {
@@ -586,19 +604,21 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
     shared.close();
   }
   const stats = await run.done;
+  const again = [
+    "model-fine-tuner",
+    "run",
+    inputFile,
+    ...argv.filter((a) => a !== input && a !== "--resume" && a !== "--overwrite"),
+    "--resume",
+  ];
+  record?.finish(stats, stats.stopped ? again.map(shellQuote).join(" ") : undefined);
   if (!quiet && io.isTTY) io.stderr("\r\x1b[K");
   for (
     const line of summaryLines(stats, { output: toStdout ? "stdout" : output, errors: errorsFile })
   ) log(line + "\n");
+  if (values.report && !toStdout) log(`report: ${writeReport(output)}\n`);
   if (stats.stopped) {
     if (stats.fatal) io.stderr(fatalMessage(stats.fatal, provider.name) + "\n");
-    const again = [
-      "model-fine-tuner",
-      "run",
-      inputFile,
-      ...argv.filter((a) => a !== input && a !== "--resume" && a !== "--overwrite"),
-      "--resume",
-    ];
     io.stderr(
       `${stats.fatal ? "stopped" : "interrupted"} with ${finished(stats)} of ${
         total?.value ?? stats.read

@@ -52,6 +52,16 @@ export {
   type RunRecord,
   type RunStats,
 } from "./src/run.ts";
+export type { RunEvent, RunObserver } from "./src/run_observer.ts";
+export {
+  parseStatsFile,
+  type StatsFile,
+  type StatsHeader,
+  type StatsSecond,
+  type StatsSummary,
+} from "./src/report/stats_file.ts";
+export { StatsRecorder, type StatsRecorderOptions } from "./src/report/stats_recorder.ts";
+export { renderReport } from "./src/report/report_html.ts";
 export { type AcquireOptions, Scheduler, type SchedulerOptions } from "./src/scheduler.ts";
 export {
   Quota,

@@ -18,6 +18,7 @@ import { IdSet } from "./id_set.ts";
 import type { Provider } from "./providers/provider.ts";
 import { backoffDelay, normalizeRetryOptions, type RetryOptions } from "./retry.ts";
 import { Quota } from "./quota.ts";
+import type { RunObserver } from "./run_observer.ts";
 import type { Scheduler } from "./scheduler.ts";
 import { estimateTokens, type TokenEstimate } from "./tokens.ts";
 
@@ -82,6 +83,8 @@ export interface RunOptions {
    * @default a new one per run
    */
   firstAnswers?: FirstAnswers;
+  /** Told of every request, answer, quota push and failure (the report's sidecar, the live page). */
+  observer?: RunObserver;
 }
 
 /** One finished line. `record` is what goes in output.jsonl (`ok`) or errors.jsonl (`error`). */
@@ -195,6 +198,7 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
     );
   }
   const seen = new IdSet();
+  const observe = options.observer ?? (() => {});
   const stats: RunStats = {
     read: 0,
     skipped: 0,
@@ -242,9 +246,19 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
   const fail = (
     item: RequestItem,
     attempts: number,
-    info: Pick<FailureInfo, "status" | "code" | "message" | "finishReason" | "response">,
+    info: Pick<FailureInfo, "status" | "code" | "message" | "finishReason" | "response" | "kind">,
+    latencyMs = 0,
   ) => {
     stats.failed++;
+    observe({
+      type: "failed",
+      at: clock.now(),
+      latencyMs,
+      kind: info.kind,
+      code: info.code,
+      status: info.status,
+      attempts,
+    });
     if (info.code in stats.noText) stats.noText[info.code as NoTextCode]++;
     const error: ErrorField = {
       status: info.status,
@@ -297,6 +311,9 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
   const wake = () => onSettle?.();
 
   const track = () => {
+    if (stats.rate !== quota.scheduler.rate) {
+      observe({ type: "rate", at: clock.now(), rate: quota.scheduler.rate });
+    }
     stats.rate = quota.scheduler.rate;
     stats.lowestRate = Math.min(stats.lowestRate, stats.rate);
   };
@@ -311,6 +328,7 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
         stats.requests++;
         stats.inFlight++;
         const started = clock.now();
+        observe({ type: "sent", at: started });
         try {
           const response = await provider.send(item, { signal });
           stats.inFlight--;
@@ -325,11 +343,20 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
           }
           stats.tokensIn += response.usage.input_tokens;
           stats.tokensOut += response.usage.output_tokens;
+          const answeredAt = clock.now();
+          observe({
+            type: "answered",
+            at: answeredAt,
+            latencyMs: answeredAt - started,
+            tokensIn: response.usage.input_tokens,
+            tokensOut: response.usage.output_tokens,
+            attempts,
+          });
           emit({
             type: "ok",
             line: item.line,
             id: item.id,
-            record: outputRecord(item, response, { attempts, latencyMs: clock.now() - started }),
+            record: outputRecord(item, response, { attempts, latencyMs: answeredAt - started }),
           });
           return;
         } catch (error) {
@@ -338,12 +365,13 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
             stats.unsent++;
             return;
           }
+          const latencyMs = clock.now() - started;
           if (!isProviderError(error)) {
             fail(item, attempts, {
               status: 0,
               code: "internal_error",
               message: (error as Error)?.message ?? String(error),
-            });
+            }, latencyMs);
             return;
           }
           const wasOpen = first.open;
@@ -365,6 +393,7 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
               retryAfterMs: info.retryAfterMs,
               param: info.param,
             };
+            observe({ type: "fatal", at: clock.now(), kind: info.kind, code: info.code });
             fatalStop.abort(new DOMException(info.message, "AbortError"));
             stats.unsent++;
             return;
@@ -377,9 +406,20 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
             failures++;
           }
           if (!info.retryable || (!absorbed && failures >= retry.maxAttempts)) {
-            fail(item, attempts, info);
+            fail(item, attempts, info, latencyMs);
             return;
           }
+          observe(
+            absorbed
+              ? {
+                type: "rate_limited",
+                at: clock.now(),
+                latencyMs,
+                retryAfterMs: info.retryAfterMs,
+                rate: stats.rate,
+              }
+              : { type: "retry", at: clock.now(), latencyMs, code: info.code },
+          );
           // A quota 429 waits for the provider's hint (the quota paused everyone that long too);
           // other failures back off, unless the provider said how long.
           const wait = info.retryAfterMs !== undefined

@@ -248,3 +248,33 @@ test(
   },
   30_000,
 );
+
+test(
+  "worker: the live page, and /live streaming with the token (each request its own app)",
+  async () => {
+    mock.reset();
+    const url = await startWorker(deployed());
+    const page = await fetch(`${url}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-security-policy")).toContain("default-src 'none'");
+    expect(await page.text()).toContain('id="live-chart"');
+    expect((await fetch(`${url}/live`)).status).toBe(401);
+    const run = postRun(url, prompts(6, "live"));
+    const res = await fetch(`${url}/live`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(res.headers.get("content-type")).toStartWith("text/event-stream");
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (text.split("\n\n").length < 3) text += (await reader.read()).value ?? "";
+    await reader.cancel();
+    const second = JSON.parse(
+      text.split("\n\n")[1].split("\n").find((l) => l.startsWith("data:"))!.slice(5),
+    );
+    expect(second.target).toBe(20);
+    expect(second.history.length).toBe(300);
+    // On Workers every request has its own app (worker.ts, appFor), so /live sees no other
+    // request's run: the page streams, but a run's progress shows only on a long-running server.
+    expect(second.runs).toEqual([]);
+    expect((await run).lines.at(-1)!.summary).toMatchObject({ ok: 6 });
+  },
+  30_000,
+);

@@ -16,6 +16,7 @@ import { bearerChecker } from "./_auth.ts";
 import type { BatchManager } from "./batch_api/batch_manager.ts";
 import { type BatchApiOptions, createBatchApi } from "./batch_api/routes.ts";
 import { parseRunOptions } from "./_run_options.ts";
+import { createLiveMonitor } from "./live_monitor.ts";
 
 /** Options for {@linkcode createApp}. */
 export interface ServerOptions {
@@ -216,6 +217,8 @@ function limitReport(
  * - `GET /v1/stats`: `{ rate, in_flight, queued, runs: [{ id, read, ok, failed, invalid,
  *   in_flight, retrying, started_at }] }`.
  * - `GET /healthz`: `{ "status": "ok" }`, without auth.
+ * - `GET /`: the live page (HTML, no data); `GET /live`: its Server-Sent Events, with auth
+ *   (see `live_monitor.ts`).
  *
  * Errors are JSON `{ "error": { "code", "message" } }`: 400 bad option or no body, 401 missing or
  * wrong token, 413 body over `maxBodyBytes`, 503 shutting down.
@@ -282,6 +285,15 @@ export function createApp(options: ServerOptions): Hono {
   app.notFound((c) => fail(c, 404, "not_found", `no route for ${c.req.method} ${c.req.path}`));
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
+  // The live page (`GET /`, `GET /live`): live_monitor.ts; `/live` has the API's auth.
+  const live = createLiveMonitor({
+    quota,
+    check,
+    clock,
+    provider,
+    signal: appSignal,
+  });
+  app.route("/", live.app);
 
   app.use("/v1/*", async (c, next) => {
     if (check) {
@@ -408,8 +420,10 @@ export function createApp(options: ServerOptions): Hono {
       signal: hard.signal,
       clock,
       firstAnswers,
+      observer: live.observer,
     });
     runs.set(id, { id, stats: run.stats, startedAt: new Date().toISOString() });
+    live.track(runs.get(id)!);
 
     c.header("content-type", "application/x-ndjson");
     c.header("cache-control", "no-store");
