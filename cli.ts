@@ -36,6 +36,7 @@ import {
 import { serve } from "./server.ts";
 import { openServerStorage } from "./batch_storage.ts";
 import { batchCommand, parseBatchFlags, runBatchMode } from "./batch_cli.ts";
+import { acquireOutputLock, type OutputLock } from "./output_lock.ts";
 
 const DEFAULT_RATES: Record<ProviderName, number> = {
   gemini: GEMINI_DEFAULT_RATE,
@@ -294,8 +295,9 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     io.stderr(`model-fine-tuner: unknown command '${command}' (try --help)\n`);
     return 2;
   }
+  const locks: OutputLock[] = [];
   try {
-    return await runCommand(rest, io);
+    return await runCommand(rest, io, locks);
   } catch (error) {
     if (
       error instanceof UsageError || isConfigError(error) ||
@@ -305,10 +307,12 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       return 2;
     }
     throw error;
+  } finally {
+    for (const lock of locks) lock.release();
   }
 }
 
-async function runCommand(argv: string[], io: CliIo): Promise<number> {
+async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     options: OPTIONS,
@@ -401,6 +405,12 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
       `${output} already exists: pass --resume to continue it or --overwrite to replace it`,
     );
   }
+
+  // One writer per output: a second run on it is refused here, before anything is touched.
+  const lock = toStdout || values["dry-run"]
+    ? undefined
+    : acquireOutputLock(output, { log: (line) => io.stderr(`${line}\n`) });
+  if (lock) locks.push(lock);
 
   let lines = linesOf(input === "-" ? io.stdin() : fileBytes(input));
 
@@ -543,7 +553,7 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
     timeoutMs,
     maxInFlight,
     skip,
-    stopSignal: stop.signal,
+    stopSignal: lock ? AbortSignal.any([stop.signal, lock.lost]) : stop.signal,
     signal: hard.signal,
   });
   let interrupts = 0;
