@@ -37,6 +37,7 @@ import { serve } from "./server.ts";
 import { openServerStorage } from "./batch_storage.ts";
 import { batchCommand, parseBatchFlags, runBatchMode } from "./batch_cli.ts";
 import { acquireOutputLock, type OutputLock } from "./output_lock.ts";
+import { carryOverErrors, defaultErrorsFile } from "./errors_file.ts";
 
 const DEFAULT_RATES: Record<ProviderName, number> = {
   gemini: GEMINI_DEFAULT_RATE,
@@ -67,7 +68,8 @@ Options:
                          starts low and ramps up until the provider pushes back
                          default: gemini 60, openai 100, mock 1000
   -o, --output FILE      answers, one JSON line each; - for stdout (default: output.jsonl)
-  --errors FILE          failures, re-runnable as input (default: errors.jsonl beside the output)
+  --errors FILE          failures, re-runnable as input (default: the output's name with
+                         .errors.jsonl: out.jsonl -> out.errors.jsonl)
   --base-url URL         provider base URL (also OPENAI_BASE_URL, GEMINI_BASE_URL);
                          OpenAI-compatible servers take it with /v1, e.g. http://127.0.0.1:8000/v1
   --max-attempts N       attempts per item, the first included (default 3)
@@ -371,8 +373,7 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
 
   const output = values.output ?? "output.jsonl";
   const toStdout = output === "-";
-  const errorsFile = values.errors ??
-    path.join(toStdout ? "." : path.dirname(output), "errors.jsonl");
+  const errorsFile = values.errors ?? defaultErrorsFile(output);
   if (toStdout && values.resume) throw new UsageError("--resume needs an output file, not stdout");
 
   // Input: check it before anything else is touched.
@@ -543,6 +544,8 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
   const stop = new AbortController();
   const hard = new AbortController();
   const out = toStdout ? stdoutSink(io) : fileSink(output, values.resume ?? false);
+  // On resume, earlier failures are set aside and those not re-run are put back at the end.
+  const carry = values.resume ? await carryOverErrors(errorsFile, fileLines, log) : undefined;
   const errs = fileSink(errorsFile, false);
   const run = runBatch(lines, {
     provider,
@@ -586,11 +589,15 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
   const timer = quiet ? undefined : setInterval(tick, io.isTTY ? 250 : 5000);
 
   try {
-    for await (const r of run.results) await (r.type === "ok" ? out : errs).write(r.record);
+    for await (const r of run.results) {
+      await (r.type === "ok" ? out : errs).write(r.record);
+      carry?.written(r.id, r.line);
+    }
   } finally {
     if (timer) clearInterval(timer);
     out.close();
     errs.close();
+    await carry?.finish(skip);
     removeInterrupt();
     shared.close();
   }

@@ -98,7 +98,7 @@ test(
     expect(r.code).toBe(0);
     const ids = readJsonl(out).map((l) => l.id).sort();
     expect(ids).toEqual(prompts(20, "g").map((l) => JSON.parse(l).id).sort());
-    expect(readJsonl(path.join(dir, "good-out", "errors.jsonl"))).toEqual([]);
+    expect(readJsonl(path.join(dir, "good-out", "output.errors.jsonl"))).toEqual([]);
 
     // Exit codes survive the relaunch: a bad line is 1, a missing key is 2.
     const bad = writeInput("bad.jsonl", [...prompts(2, "b"), "not json"]);
@@ -106,7 +106,7 @@ test(
     const r1 = await runBin(["run", bad, "-o", badOut, ...base], { OPENAI_API_KEY: KEY });
     expect(r1.code).toBe(1);
     expect(readJsonl(badOut).length).toBe(2);
-    expect(readJsonl(path.join(dir, "bad-out", "errors.jsonl")).length).toBe(1);
+    expect(readJsonl(path.join(dir, "bad-out", "output.errors.jsonl")).length).toBe(1);
     const r2 = await runBin([
       "run",
       good,
