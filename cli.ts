@@ -38,6 +38,7 @@ import { openServerStorage } from "./batch_storage.ts";
 import { batchCommand, parseBatchFlags, runBatchMode } from "./batch_cli.ts";
 import { acquireOutputLock, type OutputLock } from "./output_lock.ts";
 import { carryOverErrors, defaultErrorsFile } from "./errors_file.ts";
+import { followParent, lifelineSpawnOptions } from "./lifeline.ts";
 
 const DEFAULT_RATES: Record<ProviderName, number> = {
   gemini: GEMINI_DEFAULT_RATE,
@@ -741,9 +742,11 @@ async function relaunchForBunFetchCap(): Promise<number | undefined> {
   const command = process.argv[2]; // argv[1] is the script or the embedded entry
   if (command !== "run" && command !== "serve") return undefined;
   const { spawn } = await import("node:child_process");
+  // The child gets a lifeline (fd 3): it exits when this process dies, even by SIGKILL.
+  const lifeline = lifelineSpawnOptions();
   const child = spawn(process.execPath, args, {
-    stdio: "inherit",
-    env: { ...process.env, BUN_CONFIG_MAX_HTTP_REQUESTS: BUN_MAX_HTTP_REQUESTS },
+    stdio: lifeline.stdio,
+    env: { ...process.env, BUN_CONFIG_MAX_HTTP_REQUESTS: BUN_MAX_HTTP_REQUESTS, ...lifeline.env },
   });
   // Ctrl-C reaches the child through the terminal's process group; we only wait for it.
   process.on("SIGINT", () => {});
@@ -754,6 +757,11 @@ async function relaunchForBunFetchCap(): Promise<number | undefined> {
 }
 
 if (import.meta.main) {
+  // Started by our own relaunch: nothing of ours may outlive the process the user started.
+  followParent(process.env, () => {
+    process.stderr.write("model-fine-tuner: the process that started this one is gone; exiting\n");
+    process.exit(1);
+  });
   const code = (await relaunchForBunFetchCap()) ?? (await main(process.argv.slice(2), processIo()));
   process.exit(code);
 }

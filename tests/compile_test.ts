@@ -13,6 +13,7 @@ import { maxPerWindow, type MockProvider, startMockProvider } from "../scripts/m
 import { TextLineStream } from "../src/text_line_stream.ts";
 import pkg from "../package.json" with { type: "json" };
 import { cliHarness, readJsonl, ROOT } from "./_cli.ts";
+import { alive, childrenOf } from "./_processes.ts";
 
 const KEY = "sk-compile-test-0123456789";
 let dir: string;
@@ -246,3 +247,34 @@ test(
   },
   30_000,
 );
+
+test("compiled binary: kill -9 of the process started ends its relaunched child", async () => {
+  mock.reset();
+  const input = writeInput("orphan.jsonl", prompts(400, "o"));
+  const out = path.join(dir, "orphan-out", "output.jsonl");
+  const parent = spawnBin([
+    "run",
+    input,
+    "-o",
+    out,
+    "--provider",
+    "openai",
+    "--base-url",
+    `${mock.url}/v1`,
+    "--rate-limit",
+    "20",
+  ], { OPENAI_API_KEY: KEY });
+  let child = 0;
+  try {
+    await waitFor(() => (child = childrenOf(parent.pid)[0] ?? 0) > 0, "the relaunched child");
+    await waitFor(() => mock.stats().count >= 5, "the first requests");
+    process.kill(parent.pid, "SIGKILL"); // the parent alone, as a supervisor would
+    await parent.exited;
+    await waitFor(() => !alive(child), "the child to exit");
+    const sent = mock.stats().count;
+    await Bun.sleep(500);
+    expect(mock.stats().count).toBe(sent);
+  } finally {
+    killGroup(parent.pid, "SIGKILL");
+  }
+}, 20_000);
