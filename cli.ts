@@ -6,13 +6,12 @@
  * @module
  */
 import * as fs from "node:fs";
-import * as path from "node:path";
 import process from "node:process";
 import { Readable } from "node:stream";
 import { parseArgs } from "node:util";
 import pkg from "./package.json" with { type: "json" };
 import { isConfigError } from "./src/errors.ts";
-import { type InputFormat, outputId, parseLine } from "./src/formats.ts";
+import { type InputFormat, parseLine } from "./src/formats.ts";
 import { formatDuration, msToMidnightPacific, parseDurationMs } from "./src/duration.ts";
 import { IdSet } from "./src/id_set.ts";
 import { finished, progressLine, RateMeter, summaryLines } from "./src/progress.ts";
@@ -25,20 +24,15 @@ import { QUOTA_OPTIONS, sharedQuota } from "./shared_quota.ts";
 import { connectQuotaStore } from "./redis_connection.ts";
 import { runBatch, type RunStats } from "./src/run.ts";
 import { providerFetch } from "./runtime.ts";
-import {
-  cutUnfinishedLastLine,
-  fileBytes,
-  fileLines,
-  linesOf,
-  sameFile,
-  shellQuote,
-} from "./files.ts";
+import { fileBytes, fileLines, linesOf, sameFile, shellQuote } from "./files.ts";
 import { serve } from "./server.ts";
 import { openServerStorage } from "./batch_storage.ts";
 import { batchCommand, parseBatchFlags, runBatchMode } from "./batch_cli.ts";
 import { acquireOutputLock, type OutputLock } from "./output_lock.ts";
 import { carryOverErrors, defaultErrorsFile } from "./errors_file.ts";
 import { followParent, lifelineSpawnOptions } from "./lifeline.ts";
+import { describeDiskError, fileSink, isDiskError, textSink } from "./jsonl_sink.ts";
+import { answeredIds } from "./resume_files.ts";
 
 const DEFAULT_RATES: Record<ProviderName, number> = {
   gemini: GEMINI_DEFAULT_RATE,
@@ -107,7 +101,8 @@ Options:
 Keys come from the environment only: GEMINI_API_KEY (or GOOGLE_API_KEY), OPENAI_API_KEY.
 Exit codes: 0 all ok · 1 finished, some lines in the errors file · 2 usage, configuration or
 input-file error (nothing sent) · 3 stopped by the provider: billing, auth, a spent daily quota,
-or a model/parameter it refuses on the first answers (resume with --resume) · 130 interrupted
+or a model/parameter it refuses on the first answers (resume with --resume) · 4 the disk refused
+a write (full, quota, I/O error; resume with --resume once there is room) · 130 interrupted
 (resume with --resume). Answers without text (blocked, cut off, refused) go to the errors file.
 `;
 
@@ -231,51 +226,6 @@ async function peekFormat(
   return { format, lines: rest };
 }
 
-/**
- * Ids already in an output file, for `--resume`. A last line cut short by a crash is removed
- * from the file first, so appending starts on a clean line and that item is sent again.
- */
-async function answeredIds(file: string, io: CliIo): Promise<IdSet> {
-  const ids = new IdSet();
-  if (!fs.existsSync(file)) return ids;
-  if (cutUnfinishedLastLine(file)) {
-    io.stderr(`resume: removed an unfinished last line from ${file}\n`);
-  }
-  let lineNo = 0;
-  for await (const line of fileLines(file)) {
-    lineNo++;
-    if (line.trim() === "") continue;
-    let id: string | undefined;
-    try {
-      id = outputId(JSON.parse(line));
-    } catch {
-      id = undefined;
-    }
-    if (id === undefined) io.stderr(`resume: ${file} line ${lineNo} has no id; ignored\n`);
-    else ids.add(id, lineNo);
-  }
-  return ids;
-}
-
-/** Appends lines to a file or stdout, one write per record so a crash loses at most one line. */
-interface Sink {
-  write(record: unknown): void | Promise<void>;
-  close(): void;
-}
-
-function fileSink(file: string, append: boolean): Sink {
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  const fd = fs.openSync(file, append ? "a" : "w");
-  return {
-    write: (record) => void fs.writeSync(fd, JSON.stringify(record) + "\n"),
-    close: () => fs.closeSync(fd),
-  };
-}
-
-function stdoutSink(io: CliIo): Sink {
-  return { write: (record) => io.stdout(JSON.stringify(record) + "\n"), close: () => {} };
-}
-
 /** Runs the CLI with `argv` (without the runtime and script) and returns the exit code. */
 export async function main(argv: string[], io: CliIo): Promise<number> {
   const [command, ...rest] = argv;
@@ -308,6 +258,10 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     ) {
       io.stderr(`model-fine-tuner: ${(error as Error).message}\n`);
       return 2;
+    }
+    if (isDiskError(error)) {
+      io.stderr(`model-fine-tuner: stopped: ${describeDiskError(error)}\n`);
+      return 4;
     }
     throw error;
   } finally {
@@ -536,7 +490,9 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
     lines = fileLines(inputFile);
     log(`input is the errors file: reading it from ${inputFile}\n`);
   }
-  const skip = values.resume ? await answeredIds(output, io) : undefined;
+  const skip = values.resume
+    ? await answeredIds(output, (line) => io.stderr(`${line}\n`))
+    : undefined;
   if (skip && skip.size > 0) log(`resume: ${skip.size} ids already answered in ${output}\n`);
 
   const total = input === "-" ? undefined : { value: undefined as number | undefined };
@@ -544,7 +500,7 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
 
   const stop = new AbortController();
   const hard = new AbortController();
-  const out = toStdout ? stdoutSink(io) : fileSink(output, values.resume ?? false);
+  const out = toStdout ? textSink(io.stdout) : fileSink(output, values.resume ?? false);
   // On resume, earlier failures are set aside and those not re-run are put back at the end.
   const carry = values.resume ? await carryOverErrors(errorsFile, fileLines, log) : undefined;
   const errs = fileSink(errorsFile, false);
@@ -589,16 +545,32 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
   };
   const timer = quiet ? undefined : setInterval(tick, io.isTTY ? 250 : 5000);
 
+  // A full disk (or an I/O error) stops dispatching; what is in flight is still tried.
+  let disk: { message: string; unwritten: number } | undefined;
+  const diskFailed = (error: unknown, file: string) => {
+    if (!isDiskError(error)) throw error;
+    disk ??= { message: describeDiskError(error, file), unwritten: 0 };
+    stop.abort(new DOMException(disk.message, "AbortError"));
+  };
   try {
     for await (const r of run.results) {
-      await (r.type === "ok" ? out : errs).write(r.record);
-      carry?.written(r.id, r.line);
+      try {
+        await (r.type === "ok" ? out : errs).write(r.record);
+        carry?.written(r.id, r.line);
+      } catch (error) {
+        diskFailed(error, r.type === "ok" ? output : errorsFile);
+        disk!.unwritten++;
+      }
     }
   } finally {
     if (timer) clearInterval(timer);
     out.close();
     errs.close();
-    await carry?.finish(skip);
+    try {
+      await carry?.finish(skip);
+    } catch (error) {
+      diskFailed(error, errorsFile); // .prev stays: the next --resume copies it back
+    }
     removeInterrupt();
     shared.close();
   }
@@ -607,15 +579,23 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
   for (
     const line of summaryLines(stats, { output: toStdout ? "stdout" : output, errors: errorsFile })
   ) log(line + "\n");
+  const again = [
+    "model-fine-tuner",
+    "run",
+    inputFile,
+    ...argv.filter((a) => a !== input && a !== "--resume" && a !== "--overwrite"),
+    "--resume",
+  ];
+  if (disk) {
+    io.stderr(
+      `stopped: ${disk.message}; ${disk.unwritten} answers could not be written and will be sent again. Free some space, then resume with:\n  ${
+        again.map(shellQuote).join(" ")
+      }\n`,
+    );
+    return 4;
+  }
   if (stats.stopped) {
     if (stats.fatal) io.stderr(fatalMessage(stats.fatal, provider.name) + "\n");
-    const again = [
-      "model-fine-tuner",
-      "run",
-      inputFile,
-      ...argv.filter((a) => a !== input && a !== "--resume" && a !== "--overwrite"),
-      "--resume",
-    ];
     io.stderr(
       `${stats.fatal ? "stopped" : "interrupted"} with ${finished(stats)} of ${
         total?.value ?? stats.read

@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { outputId } from "./src/formats.ts";
 import { IdSet } from "./src/id_set.ts";
+import { repairJsonl } from "./resume_files.ts";
 
 /**
  * The errors file that goes with `output`: `out.jsonl` → `out.errors.jsonl`, `results` →
@@ -31,12 +32,13 @@ function keyOf(id: string | undefined, line: unknown): string | undefined {
   return typeof line === "number" ? `\u0000line ${line}` : undefined;
 }
 
-function keyOfRecord(text: string): string | undefined {
+/** The key of an errors-file line; null for a line that is not JSON (torn by a crash). */
+function keyOfRecord(text: string): string | undefined | null {
   try {
     const record = JSON.parse(text);
     return keyOf(outputId(record), record?.error?.line ?? record?.line);
   } catch {
-    return undefined;
+    return null;
   }
 }
 
@@ -66,6 +68,9 @@ export function carryOverErrors(
 ): Promise<ErrorsCarryOver | undefined> {
   return (async () => {
     const prev = `${errorsFile}.prev`;
+    // Lines a crash or a full disk cut short are removed first.
+    await repairJsonl(errorsFile, log);
+    await repairJsonl(prev, log);
     const hasPrev = fs.existsSync(prev);
     if (fs.existsSync(errorsFile)) {
       if (hasPrev) {
@@ -81,7 +86,7 @@ export function carryOverErrors(
     const pending = new IdSet();
     for await (const line of readLines(prev)) {
       const key = line.trim() === "" ? undefined : keyOfRecord(line);
-      if (key !== undefined) pending.add(key);
+      if (typeof key === "string") pending.add(key);
     }
     if (pending.size > 0) log(`resume: ${pending.size} earlier failures set aside in ${prev}`);
     const rewritten = new IdSet();
@@ -98,6 +103,7 @@ export function carryOverErrors(
           for await (const line of readLines(prev)) {
             if (line.trim() === "") continue;
             const key = keyOfRecord(line);
+            if (key === null) continue; // torn: not a record
             // A line with no id and no line number can not be matched: keep it.
             if (key !== undefined) {
               if (rewritten.has(key) || answered?.has(key) || copied.add(key) !== 0) continue;
