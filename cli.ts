@@ -512,7 +512,7 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
     retry: { maxAttempts: maxAttempts ?? 3, baseDelayMs: backoffMs },
     timeoutMs,
     maxInFlight,
-    skip,
+    seen: skip, // one set: the answered ids, and the ids read (duplicates)
     stopSignal: lock ? AbortSignal.any([stop.signal, lock.lost]) : stop.signal,
     signal: hard.signal,
   });
@@ -567,7 +567,7 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
     out.close();
     errs.close();
     try {
-      await carry?.finish(skip);
+      await carry?.finish(skip && { has: (id) => skip.answered(id) });
     } catch (error) {
       diskFailed(error, errorsFile); // .prev stays: the next --resume copies it back
     }

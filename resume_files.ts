@@ -74,7 +74,8 @@ export async function repairJsonl(file: string, log: (line: string) => void): Pr
 
 /**
  * The ids answered in an output file, for `--resume`, after {@linkcode repairJsonl}: appending
- * then starts on a clean line, and the items of removed lines are sent again.
+ * then starts on a clean line, and the items of removed lines are sent again. They are added as
+ * answered, so the run can read its input into the same set (`RunOptions.seen`).
  */
 export async function answeredIds(
   file: string,
@@ -89,7 +90,7 @@ export async function answeredIds(
     if (line.trim() === "") continue;
     const id = outputId(JSON.parse(line));
     if (id === undefined) log(`resume: ${file} line ${lineNo} has no id; ignored`);
-    else ids.add(id, lineNo);
+    else ids.add(id, lineNo, { answered: true });
   }
   return ids;
 }
