@@ -106,6 +106,8 @@ HTTP API:
 Options:
   --host HOST            interface to listen on (default 127.0.0.1); any non-loopback host
                          needs MFT_SERVER_TOKEN (callers send Authorization: Bearer <token>)
+                         Without a token, what a web page could send (a cross-origin Origin,
+                         a Host that is not 127.0.0.1, localhost or [::1]) gets 403
   --port N               TCP port, 0 for any free one (default 8787)
   --provider NAME        gemini | openai | mock (also MFT_PROVIDER; default: from the key set)
   --model NAME           model for lines that name none (also MFT_MODEL)

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { processStart } from "../output_lock.ts";
+import { acquireOutputLock, processStart } from "../output_lock.ts";
 import { cliHarness, readJsonl } from "./_cli.ts";
 import { alive, childrenOf, waitFor } from "./_processes.ts";
 
@@ -115,3 +115,26 @@ test(
   },
   30_000,
 );
+
+test("acquireOutputLock() beats, refuses a second holder, and aborts `lost` when taken over", async () => {
+  const out = path.join(dir, "unit-out.jsonl");
+  const logs: string[] = [];
+  const lock = acquireOutputLock(out, { heartbeatMs: 20, log: (l) => logs.push(l) });
+  try {
+    const first = JSON.parse(fs.readFileSync(lock.path, "utf8"));
+    expect(first.pid).toBe(process.pid);
+    await waitFor(
+      "a heartbeat",
+      () => JSON.parse(fs.readFileSync(lock.path, "utf8")).heartbeat > first.heartbeat,
+    );
+    expect(() => acquireOutputLock(out)).toThrow(`being written by process ${process.pid}`);
+    // Another process takes it over (this one looked frozen to it).
+    fs.writeFileSync(lock.path, JSON.stringify({ ...first, pid: 1, token: "other" }));
+    await waitFor("the loss", () => lock.lost.aborted);
+    expect(logs.join("\n")).toContain("lost the lock");
+  } finally {
+    lock.release();
+  }
+  // The successor's lock is not ours to remove.
+  expect(JSON.parse(fs.readFileSync(`${out}.lock`, "utf8")).token).toBe("other");
+});
