@@ -39,9 +39,14 @@ export function followParent(
   env: Record<string, string | undefined>,
   onParentGone: () => void,
 ): boolean {
-  const fd = Number(env[LIFELINE_ENV]);
-  delete env[LIFELINE_ENV];
-  if (!Number.isInteger(fd) || fd < 3) return false;
+  let fd: number;
+  try {
+    fd = Number(env[LIFELINE_ENV]);
+    if (!Number.isInteger(fd) || fd < 3) return false;
+    delete env[LIFELINE_ENV];
+  } catch {
+    return false; // Deno without access to the variable: not started by our relaunch
+  }
   let gone = false;
   const once = () => {
     if (gone) return;
