@@ -6,13 +6,12 @@
  * @module
  */
 import * as fs from "node:fs";
-import * as path from "node:path";
 import process from "node:process";
 import { Readable } from "node:stream";
 import { parseArgs } from "node:util";
 import pkg from "./package.json" with { type: "json" };
 import { isConfigError } from "./src/errors.ts";
-import { type InputFormat, outputId, parseLine } from "./src/formats.ts";
+import { type InputFormat, parseLine } from "./src/formats.ts";
 import { formatDuration, msToMidnightPacific, parseDurationMs } from "./src/duration.ts";
 import { IdSet } from "./src/id_set.ts";
 import { finished, progressLine, RateMeter, summaryLines } from "./src/progress.ts";
@@ -25,18 +24,16 @@ import { QUOTA_OPTIONS, sharedQuota } from "./shared_quota.ts";
 import { connectQuotaStore } from "./redis_connection.ts";
 import { runBatch, type RunStats } from "./src/run.ts";
 import { providerFetch } from "./runtime.ts";
-import {
-  cutUnfinishedLastLine,
-  fileBytes,
-  fileLines,
-  linesOf,
-  sameFile,
-  shellQuote,
-} from "./files.ts";
+import { fileBytes, fileLines, linesOf, sameFile, shellQuote } from "./files.ts";
 import { serve } from "./server.ts";
 import { openServerStorage } from "./batch_storage.ts";
 import { batchCommand, parseBatchFlags, runBatchMode } from "./batch_cli.ts";
 import { recordRun, reportCommand, writeReport } from "./report_cli.ts";
+import { acquireOutputLock, type OutputLock } from "./output_lock.ts";
+import { carryOverErrors, defaultErrorsFile } from "./errors_file.ts";
+import { followParent, lifelineSpawnOptions } from "./lifeline.ts";
+import { describeDiskError, fileSink, isDiskError, textSink } from "./jsonl_sink.ts";
+import { answeredIds } from "./resume_files.ts";
 
 const DEFAULT_RATES: Record<ProviderName, number> = {
   gemini: GEMINI_DEFAULT_RATE,
@@ -68,7 +65,8 @@ Options:
                          starts low and ramps up until the provider pushes back
                          default: gemini 60, openai 100, mock 1000
   -o, --output FILE      answers, one JSON line each; - for stdout (default: output.jsonl)
-  --errors FILE          failures, re-runnable as input (default: errors.jsonl beside the output)
+  --errors FILE          failures, re-runnable as input (default: the output's name with
+                         .errors.jsonl: out.jsonl -> out.errors.jsonl)
   --base-url URL         provider base URL (also OPENAI_BASE_URL, GEMINI_BASE_URL);
                          OpenAI-compatible servers take it with /v1, e.g. http://127.0.0.1:8000/v1
   --max-attempts N       attempts per item, the first included (default 3)
@@ -108,7 +106,8 @@ Options:
 Keys come from the environment only: GEMINI_API_KEY (or GOOGLE_API_KEY), OPENAI_API_KEY.
 Exit codes: 0 all ok · 1 finished, some lines in the errors file · 2 usage, configuration or
 input-file error (nothing sent) · 3 stopped by the provider: billing, auth, a spent daily quota,
-or a model/parameter it refuses on the first answers (resume with --resume) · 130 interrupted
+or a model/parameter it refuses on the first answers (resume with --resume) · 4 the disk refused
+a write (full, quota, I/O error; resume with --resume once there is room) · 130 interrupted
 (resume with --resume). Answers without text (blocked, cut off, refused) go to the errors file.
 `;
 
@@ -233,51 +232,6 @@ async function peekFormat(
   return { format, lines: rest };
 }
 
-/**
- * Ids already in an output file, for `--resume`. A last line cut short by a crash is removed
- * from the file first, so appending starts on a clean line and that item is sent again.
- */
-async function answeredIds(file: string, io: CliIo): Promise<IdSet> {
-  const ids = new IdSet();
-  if (!fs.existsSync(file)) return ids;
-  if (cutUnfinishedLastLine(file)) {
-    io.stderr(`resume: removed an unfinished last line from ${file}\n`);
-  }
-  let lineNo = 0;
-  for await (const line of fileLines(file)) {
-    lineNo++;
-    if (line.trim() === "") continue;
-    let id: string | undefined;
-    try {
-      id = outputId(JSON.parse(line));
-    } catch {
-      id = undefined;
-    }
-    if (id === undefined) io.stderr(`resume: ${file} line ${lineNo} has no id; ignored\n`);
-    else ids.add(id, lineNo);
-  }
-  return ids;
-}
-
-/** Appends lines to a file or stdout, one write per record so a crash loses at most one line. */
-interface Sink {
-  write(record: unknown): void | Promise<void>;
-  close(): void;
-}
-
-function fileSink(file: string, append: boolean): Sink {
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  const fd = fs.openSync(file, append ? "a" : "w");
-  return {
-    write: (record) => void fs.writeSync(fd, JSON.stringify(record) + "\n"),
-    close: () => fs.closeSync(fd),
-  };
-}
-
-function stdoutSink(io: CliIo): Sink {
-  return { write: (record) => io.stdout(JSON.stringify(record) + "\n"), close: () => {} };
-}
-
 /** Runs the CLI with `argv` (without the runtime and script) and returns the exit code. */
 export async function main(argv: string[], io: CliIo): Promise<number> {
   const [command, ...rest] = argv;
@@ -301,8 +255,9 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     io.stderr(`model-fine-tuner: unknown command '${command}' (try --help)\n`);
     return 2;
   }
+  const locks: OutputLock[] = [];
   try {
-    return await runCommand(rest, io);
+    return await runCommand(rest, io, locks);
   } catch (error) {
     if (
       error instanceof UsageError || isConfigError(error) ||
@@ -311,11 +266,17 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       io.stderr(`model-fine-tuner: ${(error as Error).message}\n`);
       return 2;
     }
+    if (isDiskError(error)) {
+      io.stderr(`model-fine-tuner: stopped: ${describeDiskError(error)}\n`);
+      return 4;
+    }
     throw error;
+  } finally {
+    for (const lock of locks) lock.release();
   }
 }
 
-async function runCommand(argv: string[], io: CliIo): Promise<number> {
+async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     options: OPTIONS,
@@ -374,8 +335,7 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
 
   const output = values.output ?? "output.jsonl";
   const toStdout = output === "-";
-  const errorsFile = values.errors ??
-    path.join(toStdout ? "." : path.dirname(output), "errors.jsonl");
+  const errorsFile = values.errors ?? defaultErrorsFile(output);
   if (toStdout && values.resume) throw new UsageError("--resume needs an output file, not stdout");
 
   // Input: check it before anything else is touched.
@@ -408,6 +368,12 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
       `${output} already exists: pass --resume to continue it or --overwrite to replace it`,
     );
   }
+
+  // One writer per output: a second run on it is refused here, before anything is touched.
+  const lock = toStdout || values["dry-run"]
+    ? undefined
+    : acquireOutputLock(output, { log: (line) => io.stderr(`${line}\n`) });
+  if (lock) locks.push(lock);
 
   let lines = linesOf(input === "-" ? io.stdin() : fileBytes(input));
 
@@ -531,7 +497,9 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
     lines = fileLines(inputFile);
     log(`input is the errors file: reading it from ${inputFile}\n`);
   }
-  const skip = values.resume ? await answeredIds(output, io) : undefined;
+  const skip = values.resume
+    ? await answeredIds(output, (line) => io.stderr(`${line}\n`))
+    : undefined;
   if (skip && skip.size > 0) log(`resume: ${skip.size} ids already answered in ${output}\n`);
 
   const total = input === "-" ? undefined : { value: undefined as number | undefined };
@@ -539,7 +507,9 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
 
   const stop = new AbortController();
   const hard = new AbortController();
-  const out = toStdout ? stdoutSink(io) : fileSink(output, values.resume ?? false);
+  const out = toStdout ? textSink(io.stdout) : fileSink(output, values.resume ?? false);
+  // On resume, earlier failures are set aside and those not re-run are put back at the end.
+  const carry = values.resume ? await carryOverErrors(errorsFile, fileLines, log) : undefined;
   const errs = fileSink(errorsFile, false);
   // The per-second sidecar the report is built from (report_cli.ts).
   const record = toStdout ? undefined : recordRun({
@@ -560,8 +530,8 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
     retry: { maxAttempts: maxAttempts ?? 3, baseDelayMs: backoffMs },
     timeoutMs,
     maxInFlight,
-    skip,
-    stopSignal: stop.signal,
+    seen: skip, // one set: the answered ids, and the ids read (duplicates)
+    stopSignal: lock ? AbortSignal.any([stop.signal, lock.lost]) : stop.signal,
     signal: hard.signal,
     observer: record?.observer,
   });
@@ -594,12 +564,32 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
   };
   const timer = quiet ? undefined : setInterval(tick, io.isTTY ? 250 : 5000);
 
+  // A full disk (or an I/O error) stops dispatching; what is in flight is still tried.
+  let disk: { message: string; unwritten: number } | undefined;
+  const diskFailed = (error: unknown, file: string) => {
+    if (!isDiskError(error)) throw error;
+    disk ??= { message: describeDiskError(error, file), unwritten: 0 };
+    stop.abort(new DOMException(disk.message, "AbortError"));
+  };
   try {
-    for await (const r of run.results) await (r.type === "ok" ? out : errs).write(r.record);
+    for await (const r of run.results) {
+      try {
+        await (r.type === "ok" ? out : errs).write(r.record);
+        carry?.written(r.id, r.line);
+      } catch (error) {
+        diskFailed(error, r.type === "ok" ? output : errorsFile);
+        disk!.unwritten++;
+      }
+    }
   } finally {
     if (timer) clearInterval(timer);
     out.close();
     errs.close();
+    try {
+      await carry?.finish(skip && { has: (id) => skip.answered(id) });
+    } catch (error) {
+      diskFailed(error, errorsFile); // .prev stays: the next --resume copies it back
+    }
     removeInterrupt();
     shared.close();
   }
@@ -616,6 +606,14 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
   for (
     const line of summaryLines(stats, { output: toStdout ? "stdout" : output, errors: errorsFile })
   ) log(line + "\n");
+  if (disk) {
+    io.stderr(
+      `stopped: ${disk.message}; ${disk.unwritten} answers could not be written and will be sent again. Free some space, then resume with:\n  ${
+        again.map(shellQuote).join(" ")
+      }\n`,
+    );
+    return 4;
+  }
   if (values.report && !toStdout) log(`report: ${writeReport(output)}\n`);
   if (stats.stopped) {
     if (stats.fatal) io.stderr(fatalMessage(stats.fatal, provider.name) + "\n");
@@ -745,9 +743,11 @@ async function relaunchForBunFetchCap(): Promise<number | undefined> {
   const command = process.argv[2]; // argv[1] is the script or the embedded entry
   if (command !== "run" && command !== "serve") return undefined;
   const { spawn } = await import("node:child_process");
+  // The child gets a lifeline (fd 3): it exits when this process dies, even by SIGKILL.
+  const lifeline = lifelineSpawnOptions();
   const child = spawn(process.execPath, args, {
-    stdio: "inherit",
-    env: { ...process.env, BUN_CONFIG_MAX_HTTP_REQUESTS: BUN_MAX_HTTP_REQUESTS },
+    stdio: lifeline.stdio,
+    env: { ...process.env, BUN_CONFIG_MAX_HTTP_REQUESTS: BUN_MAX_HTTP_REQUESTS, ...lifeline.env },
   });
   // Ctrl-C reaches the child through the terminal's process group; we only wait for it.
   process.on("SIGINT", () => {});
@@ -758,6 +758,11 @@ async function relaunchForBunFetchCap(): Promise<number | undefined> {
 }
 
 if (import.meta.main) {
+  // Started by our own relaunch: nothing of ours may outlive the process the user started.
+  followParent(process.env, () => {
+    process.stderr.write("model-fine-tuner: the process that started this one is gone; exiting\n");
+    process.exit(1);
+  });
   const code = (await relaunchForBunFetchCap()) ?? (await main(process.argv.slice(2), processIo()));
   process.exit(code);
 }

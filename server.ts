@@ -15,6 +15,7 @@ import { GEMINI_DEFAULT_MODEL } from "./src/providers/gemini.ts";
 import { OPENAI_DEFAULT_MODEL } from "./src/providers/openai.ts";
 import type { Hono } from "hono";
 import { parseDurationMs } from "./src/duration.ts";
+import { parseByteSize } from "./src/byte_size.ts";
 import { ConfigError, isConfigError } from "./src/errors.ts";
 import { createProvider, type ProviderName, PROVIDERS } from "./src/providers/create_provider.ts";
 import { GEMINI_DEFAULT_RATE } from "./src/providers/gemini.ts";
@@ -52,6 +53,8 @@ export interface ServerConfig {
   maxAttempts: number;
   timeoutMs: number;
   maxLineLength?: number;
+  /** Largest `/v1/runs` body in bytes (`--max-body-size`, `MFT_MAX_BODY_SIZE`); undefined: none. */
+  maxBodyBytes?: number;
   mockLatencyMs?: number;
   mockFailureRate?: number;
   /** `MFT_SERVER_TOKEN`; undefined means loopback only. */
@@ -103,6 +106,8 @@ HTTP API:
 Options:
   --host HOST            interface to listen on (default 127.0.0.1); any non-loopback host
                          needs MFT_SERVER_TOKEN (callers send Authorization: Bearer <token>)
+                         Without a token, what a web page could send (a cross-origin Origin,
+                         a Host that is not 127.0.0.1, localhost or [::1]) gets 403
   --port N               TCP port, 0 for any free one (default 8787)
   --provider NAME        gemini | openai | mock (also MFT_PROVIDER; default: from the key set)
   --model NAME           model for lines that name none (also MFT_MODEL)
@@ -116,6 +121,9 @@ Options:
   --max-attempts N       default attempts per item (also MFT_MAX_ATTEMPTS; default 3)
   --timeout DUR          per-request timeout (also MFT_TIMEOUT; default 120s)
   --max-line-length N    longest input line in characters (default 1048576)
+  --max-body-size SIZE   largest /v1/runs body: 500000, 64M, 2G (also MFT_MAX_BODY_SIZE;
+                         default no limit); a larger Content-Length is a 413, a chunked body
+                         that grows past it ends its run's input
   --data-dir DIR         where Batch API files and batches live, resumed on restart (also
                          MFT_DATA_DIR; default $XDG_DATA_HOME/model-fine-tuner or
                          ~/.local/share/model-fine-tuner)
@@ -162,6 +170,7 @@ export interface ServeFlags {
   "max-attempts"?: string;
   timeout?: string;
   "max-line-length"?: string;
+  "max-body-size"?: string;
   "mock-latency"?: string;
   "mock-failure-rate"?: string;
   "data-dir"?: string;
@@ -203,6 +212,15 @@ function batchMode(text: string | undefined, provider: ProviderName): "realtime"
     );
   }
   return "batch";
+}
+
+function byteSize(name: string, text: string | undefined): number | undefined {
+  if (text === undefined || text === "") return undefined;
+  try {
+    return parseByteSize(text);
+  } catch (error) {
+    throw new UsageError(`${name}: ${(error as Error).message}`);
+  }
 }
 
 function durationMs(name: string, text: string | undefined): number | undefined {
@@ -270,6 +288,10 @@ export function resolveServerConfig(flags: ServeFlags, env: Env): ServerConfig {
       3,
     timeoutMs: durationMs("--timeout", flags.timeout ?? env.MFT_TIMEOUT) ?? 120_000,
     maxLineLength: positive("--max-line-length", flags["max-line-length"], true),
+    maxBodyBytes: byteSize(
+      "--max-body-size",
+      flags["max-body-size"] ?? optionalEnv(env, "MFT_MAX_BODY_SIZE"),
+    ),
     mockLatencyMs: durationMs("--mock-latency", flags["mock-latency"]),
     mockFailureRate,
     token: env.MFT_SERVER_TOKEN || undefined,
@@ -319,6 +341,7 @@ export function buildServerApp(
     maxAttempts: config.maxAttempts,
     timeoutMs: config.timeoutMs,
     maxLineLength: config.maxLineLength,
+    maxBodyBytes: config.maxBodyBytes,
     signal: options.signal,
     quota: options.quota,
     batchApi: options.batch && {
@@ -420,6 +443,7 @@ const SERVE_OPTIONS = {
   "max-attempts": { type: "string" },
   timeout: { type: "string" },
   "max-line-length": { type: "string" },
+  "max-body-size": { type: "string" },
   "mock-latency": { type: "string" },
   "mock-failure-rate": { type: "string" },
   "data-dir": { type: "string" },

@@ -59,6 +59,13 @@ export interface RunOptions {
   maxInFlight?: number;
   /** Ids already answered (resume): their lines are skipped. */
   skip?: IdSet;
+  /**
+   * The set the run reads ids into for its duplicate check. Ids added to it beforehand as
+   * answered (`add(id, line, { answered: true })`) are skipped the first time the input has
+   * them: a resume then holds this one set instead of `skip` and a second one.
+   * @default a new set
+   */
+  seen?: IdSet;
   /** Longest input line accepted, in characters. @default 10_000_000 */
   maxLineLength?: number;
   /** Stops dispatching: in-flight requests finish and are recorded, nothing new is sent. */
@@ -197,7 +204,7 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
       `Cannot run as 'maxInFlight' must be a positive integer: current value is ${maxInFlight}`,
     );
   }
-  const seen = new IdSet();
+  const seen = options.seen ?? new IdSet();
   const observe = options.observer ?? (() => {});
   const stats: RunStats = {
     read: 0,
@@ -468,8 +475,8 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
           continue;
         }
         const item = parsed.item;
-        const firstLine = seen.add(item.id, lineNo);
-        if (firstLine !== 0) {
+        const firstLine = seen.visit(item.id, lineNo);
+        if (firstLine > 0) {
           const message = `line ${lineNo}: id '${item.id}' was already used on line ${firstLine}`;
           await reject(lineNo, item.original, {
             status: 0,
@@ -481,7 +488,7 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
           if (stopping()) break;
           continue;
         }
-        if (options.skip?.has(item.id)) {
+        if (firstLine < 0 || options.skip?.has(item.id)) {
           stats.skipped++;
           continue;
         }

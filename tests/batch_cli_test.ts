@@ -64,7 +64,7 @@ test("cli run --mode batch puts every line in exactly one file, through split an
   const lines = [...prompts(30, "a"), "not json"];
   const file = input("split.jsonl", lines);
   const out = path.join(dir, "split", "out.jsonl");
-  const errors = path.join(dir, "split", "errors.jsonl");
+  const errors = path.join(dir, "split", "out.errors.jsonl");
   const r = await cli(["run", file, ...openai(m, out)], {
     OPENAI_API_KEY: KEY,
     MFT_BATCH_MAX_ITEMS: "10",
@@ -190,7 +190,7 @@ test("cli Ctrl-C detaches with exit 130; status, cancel, then --resume writes wh
 
   const resumed = await cli([...args, "--resume"], extra);
   expect(resumed.code).toBe(1);
-  const errors = readJsonl(path.join(dir, "errors.jsonl"));
+  const errors = readJsonl(path.join(dir, "detach-out.errors.jsonl"));
   expect(errors.map((e) => (e.error as { code: string }).code)).toEqual(
     Array(5).fill("batch_cancelled"),
   );

@@ -60,7 +60,7 @@ test("cli run on the mock provider answers every line of the shipped example", a
   );
   const output = readJsonl(out);
   expect(output.length).toBe(input.length);
-  expect(readJsonl(path.join(dir, "example-out", "errors.jsonl"))).toEqual([]);
+  expect(readJsonl(path.join(dir, "example-out", "output.errors.jsonl"))).toEqual([]);
   expect(r.stderr).toContain(`ok ${input.length}`);
 });
 
@@ -146,7 +146,7 @@ test("cli run errors.jsonl retries just the failures and nothing is lost", async
   const out = path.join(dir, "retry-out.jsonl");
   const first = await cli(["run", input, ...openai(["--output", out])], { OPENAI_API_KEY: KEY });
   expect(first.code).toBe(1);
-  const errorsFile = path.join(dir, "errors.jsonl");
+  const errorsFile = path.join(dir, "retry-out.errors.jsonl");
   expect(readJsonl(errorsFile).map((e) => e.id)).toEqual(["b"]);
   const second = await cli(["run", errorsFile, ...openai(["--output", out, "--resume"])], {
     OPENAI_API_KEY: KEY,

@@ -13,6 +13,7 @@ import { maxPerWindow, type MockProvider, startMockProvider } from "../scripts/m
 import { TextLineStream } from "../src/text_line_stream.ts";
 import pkg from "../package.json" with { type: "json" };
 import { cliHarness, readJsonl, ROOT } from "./_cli.ts";
+import { alive, childrenOf } from "./_processes.ts";
 
 const KEY = "sk-compile-test-0123456789";
 let dir: string;
@@ -98,7 +99,7 @@ test(
     expect(r.code).toBe(0);
     const ids = readJsonl(out).map((l) => l.id).sort();
     expect(ids).toEqual(prompts(20, "g").map((l) => JSON.parse(l).id).sort());
-    expect(readJsonl(path.join(dir, "good-out", "errors.jsonl"))).toEqual([]);
+    expect(readJsonl(path.join(dir, "good-out", "output.errors.jsonl"))).toEqual([]);
 
     // Exit codes survive the relaunch: a bad line is 1, a missing key is 2.
     const bad = writeInput("bad.jsonl", [...prompts(2, "b"), "not json"]);
@@ -106,7 +107,7 @@ test(
     const r1 = await runBin(["run", bad, "-o", badOut, ...base], { OPENAI_API_KEY: KEY });
     expect(r1.code).toBe(1);
     expect(readJsonl(badOut).length).toBe(2);
-    expect(readJsonl(path.join(dir, "bad-out", "errors.jsonl")).length).toBe(1);
+    expect(readJsonl(path.join(dir, "bad-out", "output.errors.jsonl")).length).toBe(1);
     const r2 = await runBin([
       "run",
       good,
@@ -246,3 +247,34 @@ test(
   },
   30_000,
 );
+
+test("compiled binary: kill -9 of the process started ends its relaunched child", async () => {
+  mock.reset();
+  const input = writeInput("orphan.jsonl", prompts(400, "o"));
+  const out = path.join(dir, "orphan-out", "output.jsonl");
+  const parent = spawnBin([
+    "run",
+    input,
+    "-o",
+    out,
+    "--provider",
+    "openai",
+    "--base-url",
+    `${mock.url}/v1`,
+    "--rate-limit",
+    "20",
+  ], { OPENAI_API_KEY: KEY });
+  let child = 0;
+  try {
+    await waitFor(() => (child = childrenOf(parent.pid)[0] ?? 0) > 0, "the relaunched child");
+    await waitFor(() => mock.stats().count >= 5, "the first requests");
+    process.kill(parent.pid, "SIGKILL"); // the parent alone, as a supervisor would
+    await parent.exited;
+    await waitFor(() => !alive(child), "the child to exit");
+    const sent = mock.stats().count;
+    await Bun.sleep(500);
+    expect(mock.stats().count).toBe(sent);
+  } finally {
+    killGroup(parent.pid, "SIGKILL");
+  }
+}, 20_000);

@@ -97,7 +97,7 @@ test("deno run cli.ts run: narrow permissions, real run against the mock provide
     Array.from({ length: 25 }, (_, i) => `d${i}`).sort(),
   );
   expect(ok[0]).toMatchObject({ provider: "openai" });
-  const errors = readJsonl(path.join(outDir, "errors.jsonl"));
+  const errors = readJsonl(path.join(outDir, "output.errors.jsonl"));
   expect(errors.length).toBe(1);
   expect(errors[0]).toMatchObject({ raw: "not json" });
 }, 30_000);

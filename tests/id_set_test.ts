@@ -59,3 +59,47 @@ test("IdSet grows through many resizes: 200,000 ids all found, none of 200,000 o
   });
   expect(ids.size).toBe(n);
 });
+
+test("IdSet compares whole ids: near misses, non-ASCII, empty and very long ids", () => {
+  const ids = new IdSet(4);
+  const long = "x".repeat(3 * 1024 * 1024); // larger than a chunk
+  const all = ["", "a", "ab", "ba", "é", "e\u0301", "日本語", "🙂", long, long + "y", "item-1"];
+  for (const [i, id] of all.entries()) expect(ids.add(id, i + 1)).toBe(0);
+  for (const [i, id] of all.entries()) expect(ids.add(id, 99)).toBe(i + 1);
+  for (const id of ["b", "abc", "item-10", "item-", "日本", long.slice(1), "🙃"]) {
+    expect(ids.has(id)).toBe(false);
+  }
+  expect(ids.size).toBe(all.length);
+});
+
+test("IdSet agrees with a Set on 300,000 random ids and 300,000 others of the same shape", () => {
+  const ids = new IdSet();
+  const oracle = new Set<string>();
+  let seed = 42;
+  const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+  const id = () => `${random().toString(36)}-${(random() % 1000).toString(36)}`;
+  for (let i = 0; i < 300_000; i++) {
+    const v = id();
+    expect(ids.add(v, 1) === 0).toBe(!oracle.has(v));
+    oracle.add(v);
+  }
+  let disagree = 0;
+  for (let i = 0; i < 300_000; i++) {
+    const v = id();
+    if (ids.has(v) !== oracle.has(v)) disagree++;
+  }
+  expect(disagree).toBe(0);
+  expect(ids.size).toBe(oracle.size);
+});
+
+test("IdSet.visit() tells new, answered (skip once) and duplicate apart", () => {
+  const ids = new IdSet();
+  ids.add("done", 3, { answered: true });
+  expect(ids.answered("done")).toBe(true);
+  expect(ids.visit("new", 1)).toBe(0);
+  expect(ids.visit("done", 2)).toBe(-1); // answered: skipped, first time in the input
+  expect(ids.visit("done", 5)).toBe(2); // then a duplicate of line 2
+  expect(ids.visit("new", 7)).toBe(1);
+  expect(ids.answered("new")).toBe(false);
+  expect(ids.answered("missing")).toBe(false);
+});

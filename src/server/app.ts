@@ -13,6 +13,8 @@ import { runBatch, type RunStats } from "../run.ts";
 import { Quota } from "../quota.ts";
 import { TextLineStream } from "../text_line_stream.ts";
 import { bearerChecker } from "./_auth.ts";
+import { browserGuard } from "./_browser_guard.ts";
+import { contentLengthLimit } from "./_body_limit.ts";
 import type { BatchManager } from "./batch_api/batch_manager.ts";
 import { type BatchApiOptions, createBatchApi } from "./batch_api/routes.ts";
 import { parseRunOptions } from "./_run_options.ts";
@@ -221,7 +223,9 @@ function limitReport(
  *   (see `live_monitor.ts`).
  *
  * Errors are JSON `{ "error": { "code", "message" } }`: 400 bad option or no body, 401 missing or
- * wrong token, 413 body over `maxBodyBytes`, 503 shutting down.
+ * wrong token, 403 (without a token) a request a web page could have sent (a Host that is not
+ * loopback, a cross-origin `Origin`: see `_browser_guard.ts`), 413 body over `maxBodyBytes`,
+ * 503 shutting down.
  *
  * @param options The provider, the shared rate and the limits.
  * @returns A Hono app; mount it with `parent.route("/mft", createApp(...))` or serve `app.fetch`.
@@ -272,6 +276,8 @@ export function createApp(options: ServerOptions): Hono {
   const check = options.token === undefined ? undefined : bearerChecker(options.token);
 
   const app = new Hono();
+  // Without a token, first of all: refuse what a web page could send (cross-origin, rebound Host).
+  if (!check) app.use("*", browserGuard());
   const fail = (
     c: Context,
     status: ContentfulStatusCode,
@@ -349,6 +355,22 @@ export function createApp(options: ServerOptions): Hono {
     });
   });
 
+  // A declared Content-Length over the limit is a 413 before anything is read; a chunked body
+  // is counted as it streams (below).
+  if (maxBodyBytes !== Infinity) {
+    app.post(
+      "/v1/runs",
+      contentLengthLimit(maxBodyBytes, (c) => {
+        const length = c.req.header("content-length");
+        return fail(
+          c,
+          413,
+          "body_too_large",
+          `the request body is ${length} bytes, over the limit of ${maxBodyBytes}`,
+        );
+      }),
+    );
+  }
   app.post("/v1/runs", (c) => {
     const parsed = parseRunOptions(c.req.query(), c.req.raw.headers);
     if (!parsed.ok) return fail(c, 400, parsed.code, parsed.message);
@@ -359,15 +381,6 @@ export function createApp(options: ServerOptions): Hono {
         400,
         "empty_body",
         "the request body must be NDJSON lines (one request per line)",
-      );
-    }
-    const length = Number(c.req.header("content-length") ?? NaN);
-    if (length > maxBodyBytes) {
-      return fail(
-        c,
-        413,
-        "body_too_large",
-        `the request body is ${length} bytes, over the limit of ${maxBodyBytes}`,
       );
     }
     if (appSignal?.aborted) return fail(c, 503, "shutting_down", "the server is shutting down");
