@@ -131,7 +131,9 @@ export class RateController {
   /** Rate the provider admitted lately, req/s (answers other than 429 over the last second). */
   admittedRate(now: number): number {
     this.#prune(now);
-    const span = Math.min(ADMITTED_WINDOW_MS, Math.max(250, now - (this.#firstSendAt ?? now)));
+    // A run younger than the window is measured over its own length (at least 250 ms).
+    const age = this.#firstSendAt === undefined ? ADMITTED_WINDOW_MS : now - this.#firstSendAt;
+    const span = Math.min(ADMITTED_WINDOW_MS, Math.max(250, age));
     return this.#admitted.length / (span / 1000);
   }
 
@@ -206,7 +208,7 @@ export class RateController {
         : undefined;
     }
     // Above the estimate without a new signal, or long after it: the estimate is stale.
-    const fresh = now - this.#estimateAt < ESTIMATE_TTL_MS && rate < this.#estimate;
+    const fresh = now - this.#estimateAt < ESTIMATE_TTL_MS && rate < this.#estimate - 1e-9;
     const ref = fresh ? this.#estimate : Math.max(rate, Math.min(this.#ceiling, rate * 2));
     const step = rate < ref * 0.95 || !fresh
       ? Math.max(0.05, ref * 0.05)
@@ -224,7 +226,7 @@ export class RateController {
 
   #prune(now: number): void {
     let i = 0;
-    while (i < this.#admitted.length && this.#admitted[i] < now - ADMITTED_WINDOW_MS) i++;
+    while (i < this.#admitted.length && this.#admitted[i] <= now - ADMITTED_WINDOW_MS) i++;
     if (i > 0) this.#admitted.splice(0, i);
   }
 }

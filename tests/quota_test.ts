@@ -49,12 +49,12 @@ class SyncClock implements Clock {
   }
 }
 
-/** A per-minute quota 429, as the providers' error mapping reports it. */
+/** A per-minute quota 429 that says the quota is spent, as OpenAI words it. */
 function rateLimited(extra: Partial<FailureInfo> = {}): FailureInfo {
   return {
     status: 429,
     code: "rate_limit_exceeded",
-    message: "Rate limit reached",
+    message: "Rate limit reached for m on requests per min (RPM): Limit 600, Used 600, Requested 1.",
     retryable: true,
     kind: "rate_limit",
     ...extra,
