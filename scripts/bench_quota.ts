@@ -382,6 +382,14 @@ function scenarios(): Scenario[] {
       quota: 10,
     },
     {
+      name: "OpenAI headers, 1,200/min sliding, tool 40",
+      mock: window(1200, 60_000),
+      provider: "openai",
+      rate: "40",
+      prompts: plain(600, "h"),
+      quota: 20,
+    },
+    {
       name: "auto, sliding 25/1 s, retry-after 1",
       mock: window(25, 1000, ["--quota-retry-after", "1"]),
       provider: "openai",
