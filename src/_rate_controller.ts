@@ -12,7 +12,11 @@ export const SLOWDOWN_COOLDOWN_MS = 1000;
 /** A quota estimate older than this no longer slows the climb back, ms. */
 export const ESTIMATE_TTL_MS = 10_000;
 /** A pace learned from fixed windows holds this long after the last spent window, ms. */
-export const PACE_TTL_MS = 60_000;
+export const PACE_TTL_MS = 30_000;
+/** 429s in a row, with no success between, that make a quota signal when none says so. */
+export const STRAY_RUN = 3;
+/** Share of the last second's answers that, when 429s that say nothing, is a quota signal. */
+export const STRAY_SHARE = 0.25;
 
 /** Options for {@linkcode RateController}. */
 export interface RateControllerOptions {
@@ -20,7 +24,7 @@ export interface RateControllerOptions {
   ceiling: number;
   /** Lowest rate a slow-down may reach. */
   minRate: number;
-  /** Multiply the rate by 1.5 every 500 ms while saturated, until the first quota signal. */
+  /** Double the rate every 500 ms while saturated, until the first quota signal. */
   slowStart: boolean;
   /** Clock time of creation, ms. */
   now: number;
@@ -52,16 +56,19 @@ export function saysQuotaSpent(info: FailureInfo): boolean {
  * says whether its answer speaks of the rate in force: a 429 for a request sent before the last
  * slow-down took effect says nothing new and is ignored.
  *
- * - A quota signal is a 429 that says the quota is spent, or the second 429 in a row with no
- *   success between (a stray 429, a 500 or a 503 is not one).
+ * - A quota signal is a 429 that says the quota is spent, or the third 429 in a row with no
+ *   success between, or 429s making a quarter of the last second's answers (a stray 429, a 500
+ *   or a 503 is not one).
  * - On a signal: one slow-down to 95 % of the rate the provider admitted (every answer but a
  *   429, over the last second: items failing for other reasons were admitted too). Nobody
  *   pauses: only the refused request waits for its hint.
- * - Two consecutive sends refused after a slow-down: the quota is spent until the hint (a fixed
- *   window). Pause everyone until then; from the second such window on, pace at 97 % of what
- *   one window admitted, and do not climb above that pace for a minute.
+ * - Two consecutive sends refused after a slow-down: the quota is spent until the hint. Pause
+ *   everyone until then. When the refusals' hints ran to one instant (a fixed window) twice in
+ *   a row, at least a second apart, pace at 97 % of what one window admitted, and do not climb
+ *   above that pace for 30 s.
  * - Climb back once a second while saturated: fast (5 % of the estimate) below 95 % of the
- *   quota estimate, 1 % near it, fast again once the estimate is 10 s old.
+ *   quota estimate, 1 % near it, fast again once the estimate is 10 s old. `"auto"` doubles
+ *   every 500 ms until the first quota signal.
  */
 export class RateController {
   #ceiling: number;
@@ -82,6 +89,12 @@ export class RateController {
   #lastIncreaseAt: number;
   /** Times of answers that were not 429 (admitted by the provider), oldest first. */
   #admitted: number[] = [];
+  /** Times of 429 answers, oldest first. */
+  #refused: number[] = [];
+  /** The end of the last refusal's hint, to tell a fixed window (every hint to one end). */
+  #lastEnd = -Infinity;
+  /** Whether the last pause was a fixed window's: two refusals in a row named the same end. */
+  #fixedPause = false;
   #firstSendAt: number | undefined;
   /** The quota estimate (req/s) and when it was made. */
   #estimate = Infinity;
@@ -132,7 +145,9 @@ export class RateController {
   admittedRate(now: number): number {
     this.#prune(now);
     // A run younger than the window is measured over its own length (at least 250 ms).
-    const age = this.#firstSendAt === undefined ? ADMITTED_WINDOW_MS : now - this.#firstSendAt;
+    // Measured since the last pause ended: the pause is not what the provider admits.
+    const since = Math.max(this.#firstSendAt ?? -Infinity, this.#pauseEnd ?? -Infinity);
+    const age = Number.isFinite(since) ? now - since : ADMITTED_WINDOW_MS;
     const span = Math.min(ADMITTED_WINDOW_MS, Math.max(250, age));
     return this.#admitted.length / (span / 1000);
   }
@@ -145,16 +160,25 @@ export class RateController {
     ticket?: number,
   ): RateLimitDecision {
     if (ticket === undefined || ticket >= this.#pauseTicket) this.#windowRefused++;
+    this.#refused.push(now);
+    this.#prune(now);
     if (ticket !== undefined && ticket < this.#effective) return { quotaSignal: false };
-    this.#run++;
-    this.#streak = ticket !== undefined && ticket === this.#lastRefused + 1 ? this.#streak + 1 : 1;
-    this.#lastRefused = ticket ?? -2;
-    if (!saysQuotaSpent(info) && this.#run < 2) return { quotaSignal: false };
-    this.#slowStart = false;
     const hint = info.retryAfterMs ?? 0;
+    const end = now + hint;
+    this.#run++;
+    const consecutive = ticket !== undefined && ticket === this.#lastRefused + 1;
+    this.#streak = consecutive ? this.#streak + 1 : 1;
+    // A fixed window: consecutive refusals whose hints run to the same instant.
+    const sameEnd = consecutive && hint >= 500 && Math.abs(end - this.#lastEnd) <= 5;
+    this.#lastRefused = ticket ?? -2;
+    this.#lastEnd = end;
+    if (!saysQuotaSpent(info) && this.#run < STRAY_RUN && !this.#refusedShare()) {
+      return { quotaSignal: false };
+    }
+    this.#slowStart = false;
     if (this.#slowedDown && this.#streak >= 2 && hint > 0) {
       // Consecutive sends refused after slowing down: a window that is used up until the hint.
-      return { quotaSignal: true, ...this.#spent(now, rate, hint) };
+      return { quotaSignal: true, ...this.#spent(now, rate, hint, sameEnd) };
     }
     if (now < this.#cooldownUntil) return { quotaSignal: true };
     const admitted = this.admittedRate(now);
@@ -169,14 +193,29 @@ export class RateController {
     return { quotaSignal: true, slowdown: { rate: next, cooldownMs: SLOWDOWN_COOLDOWN_MS } };
   }
 
-  /** The quota is spent until `now + hint`: pause, and pace by what the last window admitted. */
-  #spent(now: number, rate: number, hint: number): Omit<RateLimitDecision, "quotaSignal"> {
+  /** True when 429s that say nothing are a large share of the last second's answers. */
+  #refusedShare(): boolean {
+    const refused = this.#refused.length;
+    return refused >= 2 && refused >= STRAY_SHARE * (refused + this.#admitted.length);
+  }
+
+  /**
+   * The quota is spent until `now + hint`: pause. Two fixed-window pauses in a row (`fixed`: the
+   * refusals named one end) at least a second apart give the pace: what one window admitted.
+   */
+  #spent(
+    now: number,
+    rate: number,
+    hint: number,
+    fixed: boolean,
+  ): Omit<RateLimitDecision, "quotaSignal"> {
     const end = now + hint;
     let slowdown: RateLimitDecision["slowdown"];
     // Sent since the last pause ended and not refused: what one window admits.
     const admitted = this.#nextTicket - this.#pauseTicket - this.#windowRefused;
-    if (this.#pauseEnd !== undefined && end - this.#pauseEnd > 0 && admitted > 0) {
-      const perWindow = (admitted * 1000) / (end - this.#pauseEnd) * 0.97;
+    const period = end - (this.#pauseEnd ?? end);
+    if (fixed && this.#fixedPause && period >= 1000 && admitted > 0) {
+      const perWindow = Math.max(rate * 0.5, (admitted * 1000) / period * 0.97);
       if (perWindow < rate) {
         slowdown = { rate: Math.max(this.#minRate, perWindow), cooldownMs: hint };
         this.#estimate = perWindow;
@@ -184,6 +223,7 @@ export class RateController {
       }
     }
     this.#estimateAt = now;
+    this.#fixedPause = fixed;
     this.#pauseEnd = end;
     this.#restart();
     this.#pauseTicket = this.#nextTicket;
@@ -201,7 +241,7 @@ export class RateController {
     if (now - this.#lastIncreaseAt < every || now < this.#cooldownUntil) return undefined;
     this.#lastIncreaseAt = now;
     if (rate >= this.#ceiling || !saturated) return undefined;
-    if (this.#slowStart) return Math.min(this.#ceiling, rate * 1.5);
+    if (this.#slowStart) return Math.min(this.#ceiling, rate * 2);
     if (this.#paced && now - this.#estimateAt < PACE_TTL_MS) {
       return rate < this.#estimate
         ? Math.min(this.#estimate, rate + this.#estimate * 0.05)
@@ -225,8 +265,10 @@ export class RateController {
   }
 
   #prune(now: number): void {
-    let i = 0;
-    while (i < this.#admitted.length && this.#admitted[i] <= now - ADMITTED_WINDOW_MS) i++;
-    if (i > 0) this.#admitted.splice(0, i);
+    for (const times of [this.#admitted, this.#refused]) {
+      let i = 0;
+      while (i < times.length && times[i] <= now - ADMITTED_WINDOW_MS) i++;
+      if (i > 0) times.splice(0, i);
+    }
   }
 }

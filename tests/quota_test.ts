@@ -250,16 +250,24 @@ test("Quota pauses everyone until the hint when consecutive sends stay refused a
 
 test("Quota keeps its rate on one stray 429 (no quota named) and slows on a run of them", () => {
   const clock = new SyncClock();
+  const t0 = clock.now();
   const quota = new Quota({ rate: 10, clock });
   const strayInfo = rateLimited({ message: "Too many requests" });
+  // 20 answers admitted over the last second, so the 429s stay a small share of them.
+  for (let i = 1; i <= 20; i++) {
+    clock.runTo(t0 + i * 50);
+    quota.onSuccess({});
+  }
   quota.onFailure(strayInfo, undefined, 0);
   expect(quota.stats.rate).toBe(10);
   expect(quota.stats.rateLimited).toBe(1);
   quota.onSuccess({ ticket: 1 });
   quota.onFailure(strayInfo, undefined, 2);
-  expect(quota.stats.rate).toBe(10);
   quota.onFailure(strayInfo, undefined, 3);
-  expect(quota.stats.rate).toBe(5);
+  expect(quota.stats.rate).toBe(10);
+  quota.onFailure(strayInfo, undefined, 4); // the third in a row
+  // 20 admitted a second × 0.95, at most 95 % of the rate.
+  expect(quota.stats.rate).toBe(9.5);
   expect(quota.stats.slowdowns).toBe(1);
 });
 
@@ -547,7 +555,7 @@ test("Quota climbs back fast (5 % of twice the rate a second) when it has no est
 // ---------------------------------------------------------------------------------------------
 // "auto"
 
-test('Quota with rate "auto" grows ×1.5 every 500 ms while saturated, then additively after a 429', () => {
+test('Quota with rate "auto" doubles every 500 ms while saturated, then climbs additively after a 429', () => {
   const clock = new SyncClock();
   const t0 = clock.now();
   const quota = new Quota({ rate: "auto", autoStartRate: 2, clock });
@@ -555,19 +563,19 @@ test('Quota with rate "auto" grows ×1.5 every 500 ms while saturated, then addi
   const ramp = feedSuccesses(quota, clock, t0 + 250, t0 + 2000, 250);
   const up = changes(ramp, 2);
   expect(up.map((s) => s.t)).toEqual([t0 + 500, t0 + 1000, t0 + 1500, t0 + 2000]);
-  [3, 4.5, 6.75, 10.125].forEach((r, i) => expect(up[i].to).toBeCloseTo(r, 9));
+  [4, 8, 16, 32].forEach((r, i) => expect(up[i].to).toBeCloseTo(r, 9));
   expect(quota.stats.slowdowns).toBe(0);
   expect(quota.stats.lowestRate).toBe(2);
 
   clock.runTo(t0 + 2100);
   quota.onFailure(rateLimited());
-  // 4 admitted in the last second: 4/s × 0.95 = 3.8, clamped to half of 10.125.
-  expect(quota.stats.rate).toBeCloseTo(5.0625, 9);
+  // 4 admitted in the last second: 4/s × 0.95 = 3.8, clamped to half of 32.
+  expect(quota.stats.rate).toBeCloseTo(16, 9);
 
   const slowed = quota.stats.rate;
   const after = feedSuccesses(quota, clock, t0 + 2250, t0 + 5000, 250);
   const climb = changes(after, slowed);
-  // Additive from here, once a second after the cooldown: never ×1.5 again.
+  // Additive from here, once a second after the cooldown: never doubling again.
   expect(climb.map((s) => s.t)).toEqual([t0 + 3250, t0 + 4250]);
   for (const s of climb) expect(s.to).toBeLessThan(s.from * 1.15);
   quota.close();

@@ -63,7 +63,7 @@ test("saysQuotaSpent() reads a QuotaFailure, OpenAI's 'Limit L, Used U' and rema
   expect(saysQuotaSpent(stray())).toBe(false);
 });
 
-test("RateController: one stray 429 is no quota signal; a second without a success between is", () => {
+test("RateController: a stray 429 is no quota signal; a third in a row without a success between is", () => {
   const c = controller();
   sendAdmitted(c, T0, 1000, 30);
   const a = c.sent(T0 + 1000);
@@ -71,9 +71,10 @@ test("RateController: one stray 429 is no quota signal; a second without a succe
   expect(d1).toEqual({ quotaSignal: false });
   const b = c.sent(T0 + 1030);
   c.admitted(T0 + 1040, b, true); // a success between: the run starts over
-  const d2 = c.rateLimited(T0 + 1050, 40, stray(), c.sent(T0 + 1050));
-  expect(d2.quotaSignal).toBe(false);
-  const d3 = c.rateLimited(T0 + 1080, 40, stray(), c.sent(T0 + 1080));
+  for (const t of [T0 + 1050, T0 + 1065]) {
+    expect(c.rateLimited(t, 40, stray(), c.sent(t)).quotaSignal).toBe(false);
+  }
+  const d3 = c.rateLimited(T0 + 1080, 40, stray(), c.sent(T0 + 1080)); // the third in a row
   expect(d3.quotaSignal).toBe(true);
   expect(d3.slowdown).toBeDefined();
   expect(d3.pauseUntil).toBeUndefined();
@@ -120,6 +121,29 @@ test("RateController never slows below minRate", () => {
   const c = controller({ ceiling: 8, minRate: 6 });
   const d = c.rateLimited(T0 + 2000, 8, spent(), c.sent(T0 + 2000));
   expect(d.slowdown?.rate).toBe(6);
+});
+
+test("RateController takes 429s that say nothing as a signal when they are a quarter of the answers", () => {
+  const c = controller();
+  // 9 a second admitted, answers interleaved with stray 429s: 1 in 10, then 1 in 3.
+  for (let i = 1; i <= 18; i++) {
+    const t = T0 + i * 100;
+    c.admitted(t, c.sent(t), true);
+    if (i % 9 === 0) {
+      expect(c.rateLimited(t + 1, 40, stray(), c.sent(t + 1)).quotaSignal).toBe(false);
+    }
+  }
+  const t = T0 + 2000;
+  c.admitted(t, c.sent(t), true);
+  expect(c.rateLimited(t + 10, 40, stray(), c.sent(t + 10)).quotaSignal).toBe(false);
+  c.admitted(t + 20, c.sent(t + 20), true);
+  for (const dt of [30, 40, 50]) {
+    const d = c.rateLimited(t + dt, 40, stray(), c.sent(t + dt));
+    // At +40: 4 of the last second's 15 answers are 429s, none of them in a run.
+    if (d.quotaSignal) return expect(dt).toBe(40);
+    c.admitted(t + dt + 1, c.sent(t + dt + 1), true);
+  }
+  throw new Error("never a quota signal");
 });
 
 test("RateController ignores 429s for requests sent before its slow-down took effect", () => {
@@ -238,7 +262,7 @@ test("RateController does not climb while nobody waits, nor above the ceiling", 
   expect(rate).toBe(10);
 });
 
-test('RateController ramps "auto" ×1.5 every 500 ms while saturated, until the first quota signal', () => {
+test('RateController doubles "auto" every 500 ms while saturated, until the first quota signal', () => {
   const c = controller({ ceiling: Infinity, slowStart: true });
   let rate = 1;
   const seen: number[] = [];
@@ -246,7 +270,7 @@ test('RateController ramps "auto" ×1.5 every 500 ms while saturated, until the 
     const next = c.increase(t, rate, true);
     if (next !== undefined) seen.push(rate = next);
   }
-  expect(seen).toEqual([1.5, 2.25, 3.375, 5.0625]);
+  expect(seen).toEqual([2, 4, 8, 16]);
   // A stray 429 does not end the ramp; a quota signal does.
   c.rateLimited(T0 + 2100, rate, stray(), c.sent(T0 + 2100));
   expect(c.slowStart).toBe(true);
