@@ -67,7 +67,8 @@ export function saysQuotaSpent(info: FailureInfo): boolean {
  *   a row, at least a second apart, pace at 97 % of what one window admitted, and do not climb
  *   above that pace for 30 s.
  * - Climb back once a second while saturated: fast (5 % of the estimate) below 95 % of the
- *   quota estimate, 1 % near it, fast again once the estimate is 10 s old. `"auto"` doubles
+ *   quota estimate, 1 % near or above it, fast (5 % of twice the rate) without an estimate or
+ *   once it is 10 s old. `"auto"` doubles
  *   every 500 ms until the first quota signal.
  */
 export class RateController {
@@ -184,7 +185,8 @@ export class RateController {
     const admitted = this.admittedRate(now);
     const target = admitted > 0 ? admitted * 0.95 : rate * 0.5;
     const next = Math.max(this.#minRate, rate * 0.5, Math.min(rate * 0.95, target));
-    this.#estimate = Math.min(rate, Math.max(admitted, next));
+    // Nothing admitted lately (a pause, a stall): no estimate of the quota to be careful near.
+    this.#estimate = admitted > 0 ? Math.min(rate, Math.max(admitted, next)) : Infinity;
     this.#estimateAt = now;
     this.#paced = false;
     this.#cooldownUntil = now + SLOWDOWN_COOLDOWN_MS;
@@ -247,8 +249,8 @@ export class RateController {
         ? Math.min(this.#estimate, rate + this.#estimate * 0.05)
         : undefined;
     }
-    // Above the estimate without a new signal, or long after it: the estimate is stale.
-    const fresh = now - this.#estimateAt < ESTIMATE_TTL_MS && rate < this.#estimate - 1e-9;
+    // Near (or above) a fresh estimate, probe gently; without one, or long after it, climb fast.
+    const fresh = now - this.#estimateAt < ESTIMATE_TTL_MS && Number.isFinite(this.#estimate);
     const ref = fresh ? this.#estimate : Math.max(rate, Math.min(this.#ceiling, rate * 2));
     const step = rate < ref * 0.95 || !fresh
       ? Math.max(0.05, ref * 0.05)

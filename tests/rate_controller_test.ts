@@ -236,9 +236,9 @@ test("RateController climbs back 1 % of the estimate a second near it, once a se
       rate = next;
     }
   }
-  // 19 is 95 % of the estimate: 0.2 a second up to it, then the estimate is stale: 5 % of twice the rate (at most the ceiling) a second.
+  // 19 is 95 % of the estimate: 0.2 a second, up to it and past it while it is fresh (10 s).
   expect(steps.map(([t]) => t)).toEqual([3000, 4000, 5000, 6000, 7000, 8000, 9000]);
-  [19.2, 19.4, 19.6, 19.8, 20, 22, 24].forEach((r, i) => expect(steps[i][1]).toBeCloseTo(r, 9));
+  [19.2, 19.4, 19.6, 19.8, 20, 20.2, 20.4].forEach((r, i) => expect(steps[i][1]).toBeCloseTo(r, 9));
 });
 
 test("RateController climbs 5 % of the estimate a second while far below it", () => {
@@ -276,4 +276,13 @@ test('RateController doubles "auto" every 500 ms while saturated, until the firs
   expect(c.slowStart).toBe(true);
   c.rateLimited(T0 + 2110, rate, spent(), c.sent(T0 + 2110));
   expect(c.slowStart).toBe(false);
+});
+
+test("RateController climbs fast again once the quota estimate is 10 s old", () => {
+  const c = controller({ ceiling: 40 });
+  sendAdmitted(c, T0, 2000, 20);
+  c.rateLimited(T0 + 2000, 30, spent(), c.sent(T0 + 2000)); // estimate 20
+  expect(c.increase(T0 + 11_999, 20, true)).toBeCloseTo(20.2, 9); // fresh: 1 % of 20
+  // Stale: 5 % of min(ceiling, 2 × rate) a second.
+  expect(c.increase(T0 + 12_999, 20.2, true)).toBeCloseTo(22.2, 9);
 });
