@@ -17,6 +17,8 @@ export const PACE_TTL_MS = 30_000;
 export const STRAY_RUN = 3;
 /** Share of the last second's answers that, when 429s that say nothing, is a quota signal. */
 export const STRAY_SHARE = 0.25;
+/** Share of 429s among the last second's answers at which the rate stops climbing. */
+export const HOLD_SHARE = 0.03;
 
 /** Options for {@linkcode RateController}. */
 export interface RateControllerOptions {
@@ -68,7 +70,7 @@ export function saysQuotaSpent(info: FailureInfo): boolean {
  *   above that pace for 30 s.
  * - Climb back once a second while saturated: fast (5 % of the estimate) below 95 % of the
  *   quota estimate, 1 % near or above it, fast (5 % of twice the rate) without an estimate or
- *   once it is 10 s old. `"auto"` doubles
+ *   once it is 10 s old. No climb while 429s are 3 % or more of the last second's answers. `"auto"` doubles
  *   every 500 ms until the first quota signal.
  */
 export class RateController {
@@ -243,6 +245,10 @@ export class RateController {
     if (now - this.#lastIncreaseAt < every || now < this.#cooldownUntil) return undefined;
     this.#lastIncreaseAt = now;
     if (rate >= this.#ceiling || !saturated) return undefined;
+    // 429s still coming (a quota that names nothing, just above): climbing would only add more.
+    this.#prune(now);
+    const answers = this.#refused.length + this.#admitted.length;
+    if (answers > 0 && this.#refused.length >= HOLD_SHARE * answers) return undefined;
     if (this.#slowStart) return Math.min(this.#ceiling, rate * 2);
     if (this.#paced && now - this.#estimateAt < PACE_TTL_MS) {
       return rate < this.#estimate

@@ -286,3 +286,13 @@ test("RateController climbs fast again once the quota estimate is 10 s old", () 
   // Stale: 5 % of min(ceiling, 2 × rate) a second.
   expect(c.increase(T0 + 12_999, 20.2, true)).toBeCloseTo(22.2, 9);
 });
+
+test("RateController does not climb while 429s are 3 % or more of the last second's answers", () => {
+  const c = controller({ ceiling: 40 });
+  sendAdmitted(c, T0, 1000, 30);
+  c.rateLimited(T0 + 1000, 40, stray(), c.sent(T0 + 1000)); // 1 of 31 answers
+  expect(c.increase(T0 + 1500, 30, true)).toBeUndefined();
+  // A second later the 429 has left the window: the climb resumes.
+  sendAdmitted(c, T0 + 1000, 1000, 30);
+  expect(c.increase(T0 + 2600, 30, true)).toBeDefined();
+});
