@@ -446,12 +446,16 @@ async function runPattern(sc: Scenario, cli: string, tag: string): Promise<Patte
       stderr: "pipe",
     });
     let timedOut = false;
+    // Stopped (SIGINT: a graceful stop) at the timeout, killed if that stop takes 30 s more.
+    let kill: ReturnType<typeof setTimeout> | undefined;
     const timer = setTimeout(() => {
       timedOut = true;
       child.kill("SIGINT");
+      kill = setTimeout(() => child.kill("SIGKILL"), 30_000);
     }, Number(values.timeout) * 1000);
     const [stderr] = await Promise.all([new Response(child.stderr).text(), child.exited]);
     clearTimeout(timer);
+    clearTimeout(kill);
     const ms = performance.now() - started;
     const all = await arrivals(mock.url);
     const rejected = all.filter((a) => a.status === 429).length;
