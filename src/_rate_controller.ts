@@ -61,9 +61,9 @@ export function saysQuotaSpent(info: FailureInfo): boolean {
  * - A quota signal is a 429 that says the quota is spent, or the third 429 in a row with no
  *   success between, or 429s making a quarter of the last second's answers (a stray 429, a 500
  *   or a 503 is not one).
- * - On a signal: one slow-down to 95 % of the rate the provider admitted (every answer but a
- *   429, over the last second: items failing for other reasons were admitted too). Nobody
- *   pauses: only the refused request waits for its hint.
+ * - On a signal: one slow-down to 95 % of the rate the provider admitted over the last second
+ *   (sends not refused, or answers other than 429 if more: items failing for other reasons
+ *   were admitted too). Nobody pauses: only the refused request waits for its hint.
  * - Two consecutive sends refused after a slow-down: the quota is spent until the hint. Pause
  *   everyone until then. When the refusals' hints ran to one instant (a fixed window) twice in
  *   a row, at least a second apart, pace at 97 % of what one window admitted, and do not climb
@@ -92,6 +92,8 @@ export class RateController {
   #lastIncreaseAt: number;
   /** Times of answers that were not 429 (admitted by the provider), oldest first. */
   #admitted: number[] = [];
+  /** The last second's sends, oldest first, and whether each was refused (429). */
+  #sends: { ticket: number; t: number; refused: boolean }[] = [];
   /** Times of 429 answers, oldest first. */
   #refused: number[] = [];
   /** The end of the last refusal's hint, to tell a fixed window (every hint to one end). */
@@ -134,6 +136,7 @@ export class RateController {
   /** Hands out the next send-order ticket. */
   sent(now: number): number {
     this.#firstSendAt ??= now;
+    this.#sends.push({ ticket: this.#nextTicket, t: now, refused: false });
     return this.#nextTicket++;
   }
 
@@ -152,7 +155,10 @@ export class RateController {
     const since = Math.max(this.#firstSendAt ?? -Infinity, this.#pauseEnd ?? -Infinity);
     const age = Number.isFinite(since) ? now - since : ADMITTED_WINDOW_MS;
     const span = Math.min(ADMITTED_WINDOW_MS, Math.max(250, age));
-    return this.#admitted.length / (span / 1000);
+    // Sends not refused (answers lag by the latency; a quota's refusals come at once), or the
+    // answers other than 429 when no sends were recorded.
+    const sendsAdmitted = this.#sends.filter((x) => x.t >= now - span && !x.refused).length;
+    return Math.max(this.#admitted.length, sendsAdmitted) / (span / 1000);
   }
 
   /** Decides what a quota 429 (kind `rate_limit`) does. */
@@ -165,6 +171,8 @@ export class RateController {
     if (ticket === undefined || ticket >= this.#pauseTicket) this.#windowRefused++;
     this.#refused.push(now);
     this.#prune(now);
+    const sent = ticket === undefined ? undefined : this.#sends.find((x) => x.ticket === ticket);
+    if (sent) sent.refused = true;
     if (ticket !== undefined && ticket < this.#effective) return { quotaSignal: false };
     const hint = info.retryAfterMs ?? 0;
     const end = now + hint;
@@ -278,5 +286,8 @@ export class RateController {
       while (i < times.length && times[i] <= now - ADMITTED_WINDOW_MS) i++;
       if (i > 0) times.splice(0, i);
     }
+    let i = 0;
+    while (i < this.#sends.length && this.#sends[i].t <= now - ADMITTED_WINDOW_MS) i++;
+    if (i > 0) this.#sends.splice(0, i);
   }
 }

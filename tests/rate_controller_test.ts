@@ -296,3 +296,17 @@ test("RateController does not climb while 429s are 3 % or more of the last secon
   sendAdmitted(c, T0 + 1000, 1000, 30);
   expect(c.increase(T0 + 2600, 30, true)).toBeDefined();
 });
+
+test("RateController counts sends not refused, not only answers already back", () => {
+  const c = controller({ ceiling: 40 });
+  // 40 sends in the last second; only the first 10 answered yet (2 s answers).
+  for (let i = 1; i <= 40; i++) {
+    const t = T0 + i * 25;
+    const ticket = c.sent(t);
+    if (i <= 10) c.admitted(t + 1, ticket, true);
+  }
+  const d = c.rateLimited(T0 + 1000, 40, spent(), 39);
+  // 39 sends admitted (all but the refused one) in the run's 975 ms: 40/s × 0.95 = 38; the
+  // answers alone would say 10/s, and the slow-down would halve the rate to 20.
+  expect(d.slowdown?.rate).toBeCloseTo(38, 9);
+});
