@@ -150,11 +150,9 @@ export class RateController {
   /** Rate the provider admitted lately, req/s (answers other than 429 over the last second). */
   admittedRate(now: number): number {
     this.#prune(now);
-    // A run younger than the window is measured over its own length (at least 250 ms).
-    // Measured since the last pause ended: the pause is not what the provider admits.
-    const since = Math.max(this.#firstSendAt ?? -Infinity, this.#pauseEnd ?? -Infinity);
-    const age = Number.isFinite(since) ? now - since : ADMITTED_WINDOW_MS;
-    const span = Math.min(ADMITTED_WINDOW_MS, Math.max(250, age));
+    // Always over a whole second: a quota that was idle (at the start, after a pause) admits a
+    // burst, and the burst's pace over a shorter span would overstate it.
+    const span = ADMITTED_WINDOW_MS;
     // Sends not refused (answers lag by the latency; a quota's refusals come at once), or the
     // answers other than 429 when no sends were recorded.
     const sendsAdmitted = this.#sends.filter((x) => x.t >= now - span && !x.refused).length;

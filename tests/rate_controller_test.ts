@@ -306,7 +306,7 @@ test("RateController counts sends not refused, not only answers already back", (
     if (i <= 10) c.admitted(t + 1, ticket, true);
   }
   const d = c.rateLimited(T0 + 1000, 40, spent(), 39);
-  // 39 sends admitted (all but the refused one) in the run's 975 ms: 40/s × 0.95 = 38; the
-  // answers alone would say 10/s, and the slow-down would halve the rate to 20.
-  expect(d.slowdown?.rate).toBeCloseTo(38, 9);
+  // 39 sends admitted (all but the refused one) in the last second: 39/s × 0.95; the answers
+  // alone would say 10/s, and the slow-down would halve the rate to 20.
+  expect(d.slowdown?.rate).toBeCloseTo(37.05, 9);
 });
