@@ -10,11 +10,14 @@
  *
  * 4. Token quotas as providers count them (issue 15), see `tokenScenarios()`: each scenario runs
  *    with this checkout's CLI and, with `--baseline DIR`, with DIR's (main's) beside it.
+ * 5. (issue 17, `--patterns`) real 429 patterns, each run with this tree's CLI and, with
+ *    `--baseline DIR`, with the CLI of another tree (main) side by side: see `patterns()`.
  *
  * Usage: bun scripts/bench_quota.ts [--items 2000] [--quota 20] [--rate 40] [--latency 200]
  *                                    [--tpm-items 100] [--skip-tokens] [--skip-requests]
  *                                    [--skip-token-scenarios] [--only-token-scenarios]
  *                                    [--scenario-items 400] [--baseline /path/to/main]
+ *        bun scripts/bench_quota.ts --patterns [--baseline /work/main] [--only a,b] [--timeout 120]
  * @module
  */
 import * as fs from "node:fs";
@@ -40,6 +43,10 @@ const { values } = parseArgs({
     "only-token-scenarios": { type: "boolean", default: false },
     "scenario-items": { type: "string", default: "400" },
     baseline: { type: "string" },
+    // issue 17
+    patterns: { type: "boolean", default: false },
+    only: { type: "string" },
+    timeout: { type: "string", default: "120" },
   },
 });
 const ITEMS = Number(values.items);
@@ -396,6 +403,248 @@ async function tokenScenario(
   }
 }
 
+// --- issue 17: real 429 patterns ---------------------------------------------------------------
+
+/** One scenario of the 429-pattern benchmark. */
+interface PatternScenario {
+  name: string;
+  /** Mock provider flags. */
+  mock: string[];
+  provider: "openai" | "gemini";
+  rate: string;
+  /** The input lines' prompts (directives included). */
+  prompts: string[];
+  /** Provider quota in req/s, for goodput; undefined when the scenario has none. */
+  quota?: number;
+  /** The scenario without faults whose run time this one is compared with. */
+  reference?: string;
+}
+
+const plain = (n: number, tag: string) => Array.from({ length: n }, (_, i) => `${tag} item ${i}`);
+
+/** The issue's 150-item mix: 10 × 429 once, 20 × 500/503 once or twice, 10 × 500/503/reset, 10 × 400. */
+function issueMix(): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < 150; i++) {
+    const k = i % 15; // spread the faults through the input
+    const g = Math.floor(i / 15); // 0..9
+    let d = "";
+    if (k === 3) d = "[[mock:fail=1:429]][[mock:retry-after=1]]";
+    else if (k === 6) d = g % 2 ? "[[mock:fail=1:503]]" : "[[mock:fail=1:500]]";
+    else if (k === 9) d = g % 2 ? "[[mock:fail=2:500]]" : "[[mock:fail=2:503]]";
+    else if (k === 11) d = "[[mock:fail=1:500]][[mock:fail=2:503]][[mock:reset]]";
+    else if (k === 13) d = "[[mock:400]]";
+    out.push(`mix item ${i} ${d}`);
+  }
+  return out;
+}
+
+function scenarios(): PatternScenario[] {
+  const lat = (ms: number) => ["--latency", String(ms)];
+  const window = (q: number, ms: number, extra: string[] = []) => [
+    ...lat(200),
+    "--quota-requests",
+    String(q),
+    "--quota-window",
+    String(ms),
+    ...extra,
+  ];
+  const sporadic = (status: string, pct: number): PatternScenario => ({
+    name: `sporadic ${status} ${pct} % @50`,
+    mock: [
+      ...lat(100),
+      "--failure-rate",
+      String(pct / 100),
+      "--failure-status",
+      status,
+      "--failure-retry-after",
+      "1",
+    ],
+    provider: "openai",
+    rate: "50",
+    prompts: plain(400, "s"),
+    reference: "no-fault 400 @50",
+  });
+  return [
+    {
+      name: "no-fault 150 @50",
+      mock: lat(100),
+      provider: "openai",
+      rate: "50",
+      prompts: plain(150, "n"),
+    },
+    {
+      name: "issue mix 150 @50",
+      mock: lat(100),
+      provider: "openai",
+      rate: "50",
+      prompts: issueMix(),
+      reference: "no-fault 150 @50",
+    },
+    {
+      name: "no-fault 400 @50",
+      mock: lat(100),
+      provider: "openai",
+      rate: "50",
+      prompts: plain(400, "n"),
+    },
+    sporadic("429", 5),
+    sporadic("429", 10),
+    sporadic("503", 10),
+    {
+      name: "sliding 20/1 s, retry-after 2, tool 40",
+      mock: window(20, 1000, ["--quota-retry-after", "2"]),
+      provider: "openai",
+      rate: "40",
+      prompts: plain(500, "q"),
+      quota: 20,
+    },
+    {
+      name: "sliding 20/1 s, retry-after 1, tool 40",
+      mock: window(20, 1000, ["--quota-retry-after", "1"]),
+      provider: "openai",
+      rate: "40",
+      prompts: plain(500, "q"),
+      quota: 20,
+    },
+    {
+      name: "sliding 15/1 s, exact hint, tool 40",
+      mock: window(15, 1000),
+      provider: "openai",
+      rate: "40",
+      prompts: plain(400, "q"),
+      quota: 15,
+    },
+    {
+      name: "gemini sliding 20/1 s, 3 violations, retry 2 s, tool 40",
+      mock: window(20, 1000, ["--quota-detail", "many", "--quota-retry-after", "2"]),
+      provider: "gemini",
+      rate: "40",
+      prompts: plain(500, "g"),
+      quota: 20,
+    },
+    {
+      name: "gemini sliding 20/1 s, no detail, retry 1 s, tool 40",
+      mock: window(20, 1000, ["--quota-detail", "none", "--quota-retry-after", "1"]),
+      provider: "gemini",
+      rate: "40",
+      prompts: plain(500, "g"),
+      quota: 20,
+    },
+    {
+      name: "gemini fixed 30/2 s, hint to window end, tool 30",
+      mock: window(30, 2000, ["--quota-kind", "fixed"]),
+      provider: "gemini",
+      rate: "30",
+      prompts: plain(450, "f"),
+      quota: 15,
+    },
+    {
+      name: "gemini fixed 100/10 s, hint to window end, tool 20",
+      mock: window(100, 10_000, ["--quota-kind", "fixed"]),
+      provider: "gemini",
+      rate: "20",
+      prompts: plain(500, "f"),
+      quota: 10,
+    },
+    {
+      name: "OpenAI headers, 1,200/min sliding, tool 40",
+      mock: window(1200, 60_000),
+      provider: "openai",
+      rate: "40",
+      prompts: plain(600, "h"),
+      quota: 20,
+    },
+    {
+      name: "auto, sliding 25/1 s, retry-after 1",
+      mock: window(25, 1000, ["--quota-retry-after", "1"]),
+      provider: "openai",
+      rate: "auto",
+      prompts: plain(600, "a"),
+      quota: 25,
+    },
+  ];
+}
+
+interface PatternResult {
+  ms: number;
+  timedOut: boolean;
+  ok: number;
+  errors: number;
+  requests: number;
+  rejected: number;
+  lowest: string;
+  /** Accepted req/s over the second half, and over the whole run (first to last accepted). */
+  settled: number;
+  overall: number;
+}
+
+async function runPattern(sc: PatternScenario, cli: string, tag: string): Promise<PatternResult> {
+  const mock = await startMock(["--seed", "17", ...sc.mock]);
+  try {
+    const input = path.join(dir, `${tag}.jsonl`);
+    fs.writeFileSync(
+      input,
+      sc.prompts.map((p, i) => JSON.stringify({ id: `p${i}`, prompt: p })).join("\n") + "\n",
+    );
+    const out = path.join(dir, `${tag}-out.jsonl`);
+    const errs = path.join(dir, `${tag}-errors.jsonl`);
+    const base = sc.provider === "gemini" ? mock.url : `${mock.url}/v1`;
+    const started = performance.now();
+    const child = Bun.spawn([
+      BUN,
+      cli,
+      "run",
+      input,
+      "--provider",
+      sc.provider,
+      "--base-url",
+      base,
+      "--rate-limit",
+      sc.rate,
+      "--output",
+      out,
+      "--errors",
+      errs,
+    ], {
+      env: { ...process.env, OPENAI_API_KEY: "bench-key", GEMINI_API_KEY: "bench-key" },
+      stdout: "ignore",
+      stderr: "pipe",
+    });
+    let timedOut = false;
+    // Stopped (SIGINT: a graceful stop) at the timeout, killed if that stop takes 30 s more.
+    let kill: ReturnType<typeof setTimeout> | undefined;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGINT");
+      kill = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    }, Number(values.timeout) * 1000);
+    const [stderr] = await Promise.all([new Response(child.stderr).text(), child.exited]);
+    clearTimeout(timer);
+    clearTimeout(kill);
+    const ms = performance.now() - started;
+    const all = await arrivals(mock.url);
+    const rejected = all.filter((a) => a.status === 429).length;
+    const rate = all.filter((a) => a.status === 200).length > 2
+      ? settledRate(all)
+      : { settled: 0, overall: 0, maxWindow: 0 };
+    const lowest = /lowest ([0-9.]+)/.exec(stderr)?.[1] ?? "?";
+    return {
+      ms,
+      timedOut,
+      ok: lines(out),
+      errors: lines(errs),
+      requests: all.length,
+      rejected,
+      lowest,
+      settled: rate.settled,
+      overall: rate.overall,
+    };
+  } finally {
+    mock.stop();
+  }
+}
+
 async function tokenScenarios(): Promise<string[]> {
   const scenarios: Scenario[] = [
     {
@@ -468,6 +717,76 @@ async function tokenScenarios(): Promise<string[]> {
 }
 // End of the token scenarios.
 // ---------------------------------------------------------------------------------------------
+function patternCell(
+  sc: PatternScenario,
+  r: PatternResult,
+  ref: PatternResult | undefined,
+): string {
+  const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+  const parts = [
+    `${(r.ms / 1000).toFixed(1)} s${r.timedOut ? " (stopped)" : ""}`,
+    `${r.ok}+${r.errors}/${sc.prompts.length}`,
+    `429 ${pct(r.requests ? r.rejected / r.requests : 0)}`,
+  ];
+  if (sc.quota) {
+    parts.push(`goodput ${pct(r.settled / sc.quota)} settled, ${pct(r.overall / sc.quota)} whole`);
+  }
+  if (ref) parts.push(`${(r.ms / ref.ms).toFixed(2)}× no-fault`);
+  parts.push(`lowest ${r.lowest}`);
+  return parts.join(" · ");
+}
+
+/** Runs every scenario with this tree's CLI and, with `--baseline`, with the baseline's. */
+async function patterns(): Promise<void> {
+  const only = values.only?.split(",");
+  const list = scenarios().filter((sc) => !only || only.some((o) => sc.name.includes(o)));
+  const clis: [string, string][] = [["this branch", path.join(ROOT, "cli.ts")]];
+  if (values.baseline) clis.unshift(["baseline (main)", path.join(values.baseline, "cli.ts")]);
+  const results = new Map<string, PatternResult>();
+  const table: string[] = [
+    `| scenario | ${clis.map(([n]) => n).join(" | ")} |`,
+    `| --- | ${clis.map(() => "---").join(" | ")} |`,
+  ];
+  let n = 0;
+  for (const sc of list) {
+    const cells: string[] = [];
+    for (const [label, cli] of clis) {
+      const r = await runPattern(sc, cli, `p${n++}`);
+      results.set(`${label}\u0000${sc.name}`, r);
+      const ref = sc.reference ? results.get(`${label}\u0000${sc.reference}`) : undefined;
+      cells.push(patternCell(sc, r, ref));
+      console.error(`${sc.name} [${label}]: ${cells[cells.length - 1]}`);
+    }
+    table.push(`| ${sc.name} | ${cells.join(" | ")} |`);
+  }
+  const report = [
+    `# Quota benchmark: real 429 patterns (issue 17)`,
+    ``,
+    `${
+      new Date().toISOString().slice(0, 10)
+    } · Bun ${Bun.version} · ${os.cpus().length} cores · \`bun scripts/bench_quota.ts --patterns${
+      values.baseline ? " --baseline <main>" : ""
+    }\``,
+    ``,
+    `Each cell: run time · output+errors/items · share of requests answered 429 · goodput (accepted`,
+    `req/s over the run's second half, and first to last accepted, / the quota) · run time / the`,
+    `same run without faults · lowest rate the CLI reports.`,
+    ``,
+    ...table,
+    ``,
+  ].join("\n");
+  fs.mkdirSync(path.join(ROOT, "bench-results"), { recursive: true });
+  fs.writeFileSync(path.join(ROOT, "bench-results/quota_patterns.md"), report);
+  console.log(report);
+}
+
+if (values.patterns) {
+  await patterns();
+  fs.rmSync(dir, { recursive: true, force: true });
+  process.exit(0);
+}
+
+// --- end issue 17 --------------------------------------------------------------------------------
 
 console.error(
   `bench_quota: ${ITEMS} items, provider quota ${QUOTA} req/s, tool at ${RATE} req/s, latency ${LATENCY} ms`,

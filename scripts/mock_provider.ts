@@ -9,8 +9,9 @@
  *
  * CLI: `bun scripts/mock_provider.ts [--port N] [--hostname H] [--latency MS] [--jitter MS]
  * [--failure-rate F] [--failure-status S] [--seed N] [--require-key K] [--no-record]
- * [--quota-requests N [--quota-window MS]] [--daily-quota N] [--token-quota N [--token-window MS]
- * [--token-count prompt|request|input] [--token-headers]] [--models A,B]`
+ * [--quota-requests N [--quota-window MS] [--quota-kind sliding|fixed] [--quota-retry-after S]
+ * [--quota-detail one|many|none]] [--daily-quota N] [--token-quota N [--token-window MS]
+ * [--token-count prompt|request|input] [--token-headers]] [--models A,B] [--failure-retry-after S]`
  * prints `{"url":"http://127.0.0.1:PORT"}` and serves until SIGTERM/SIGINT. Quotas (provider
  * 429s with retry hints and `x-ratelimit-*` headers) are described at {@link createMockApp}.
  *
@@ -107,6 +108,11 @@ export interface MockProviderOptions {
    * @default undefined (every model is known)
    */
   knownModels?: string[];
+  /**
+   * issue 17: `Retry-After` seconds on the random failures of `failureRate`.
+   * @default undefined (no header)
+   */
+  failureRetryAfterS?: number;
 }
 
 /** A sliding-window request quota, see {@link MockProviderOptions.quota}. */
@@ -118,6 +124,29 @@ export interface RequestQuota {
    * @default 1000
    */
   windowMs?: number;
+  // --- issue 17: real 429 patterns ----------------------------------------------------------
+  /**
+   * `sliding`: any `windowMs` span holds at most `requests`; `fixed`: windows `[k·windowMs,
+   * (k+1)·windowMs)` from the mock's start each hold at most `requests`, and a 429's hint is the
+   * time to the window's end (as Gemini's per-minute quotas answer).
+   * @default "sliding"
+   */
+  kind?: "sliding" | "fixed";
+  /**
+   * A fixed hint in seconds on every quota 429, instead of the exact time: OpenAI `retry-after`
+   * only (no `retry-after-ms`), Gemini `RetryInfo`. Real sliding quotas answer 1-2 s this way.
+   * @default undefined (the exact time)
+   */
+  retryAfterS?: number;
+  /**
+   * What a quota 429 says about the quota: `one` QuotaFailure violation (Gemini) and `Limit L,
+   * Used U` (OpenAI); `many`: three violations (per-minute requests, per-minute tokens,
+   * per-minute requests per user); `none`: no QuotaFailure and, for OpenAI, a message without
+   * the numbers.
+   * @default "one"
+   */
+  detail?: "one" | "many" | "none";
+  // --- end issue 17 -------------------------------------------------------------------------
 }
 
 /** A sliding-window token quota, see {@link MockProviderOptions.tokenQuota}. */
@@ -300,10 +329,11 @@ interface NormalizedOptions {
   seed: number;
   requireKey: string | undefined;
   recordArrivals: boolean;
-  quota: Required<RequestQuota> | undefined;
+  quota: (Required<Omit<RequestQuota, "retryAfterS">> & { retryAfterS?: number }) | undefined;
   dailyQuota: number | undefined;
   tokenQuota: Required<TokenQuota> | undefined;
   knownModels: string[] | undefined;
+  failureRetryAfterS: number | undefined;
 }
 
 function normalizeOptions(opts: MockProviderOptions = {}): NormalizedOptions {
@@ -323,9 +353,13 @@ function normalizeOptions(opts: MockProviderOptions = {}): NormalizedOptions {
     seed: opts.seed ?? 1,
     requireKey: opts.requireKey,
     recordArrivals: opts.recordArrivals ?? true,
-    quota: opts.quota === undefined
-      ? undefined
-      : { requests: opts.quota.requests, windowMs: opts.quota.windowMs ?? 1000 },
+    quota: opts.quota === undefined ? undefined : {
+      requests: opts.quota.requests,
+      windowMs: opts.quota.windowMs ?? 1000,
+      kind: opts.quota.kind ?? "sliding",
+      retryAfterS: opts.quota.retryAfterS,
+      detail: opts.quota.detail ?? "one",
+    },
     dailyQuota: opts.dailyQuota,
     tokenQuota: opts.tokenQuota === undefined ? undefined : {
       tokens: opts.tokenQuota.tokens,
@@ -334,6 +368,7 @@ function normalizeOptions(opts: MockProviderOptions = {}): NormalizedOptions {
       headers: opts.tokenQuota.headers ?? (opts.tokenQuota.windowMs ?? 60_000) === 60_000,
     },
     knownModels: opts.knownModels,
+    failureRetryAfterS: opts.failureRetryAfterS,
   };
   const fail = (name: string, want: string, value: unknown): never => {
     throw new RangeError(
@@ -371,6 +406,20 @@ function normalizeOptions(opts: MockProviderOptions = {}): NormalizedOptions {
     if (!Number.isFinite(o.quota.windowMs) || o.quota.windowMs <= 0) {
       fail("quota.windowMs", "a finite number > 0", o.quota.windowMs);
     }
+    if (o.quota.kind !== "sliding" && o.quota.kind !== "fixed") {
+      fail("quota.kind", '"sliding" or "fixed"', o.quota.kind);
+    }
+    const r = o.quota.retryAfterS;
+    if (r !== undefined && !(Number.isFinite(r) && r > 0)) {
+      fail("quota.retryAfterS", "a finite number > 0", r);
+    }
+    if (!["one", "many", "none"].includes(o.quota.detail)) {
+      fail("quota.detail", '"one", "many" or "none"', o.quota.detail);
+    }
+  }
+  const fr = o.failureRetryAfterS;
+  if (fr !== undefined && !(Number.isFinite(fr) && fr >= 0)) {
+    fail("failureRetryAfterS", "a finite number >= 0", fr);
   }
   if (o.dailyQuota !== undefined && (!Number.isInteger(o.dailyQuota) || o.dailyQuota < 0)) {
     fail("dailyQuota", "an integer >= 0", o.dailyQuota);
@@ -510,6 +559,44 @@ class RequestWindow {
   }
 }
 
+// --- issue 17: fixed windows ------------------------------------------------------------------
+
+/**
+ * A fixed-window request quota: windows `[k·windowMs, (k+1)·windowMs)` from the mock's start.
+ * Same interface as {@link RequestWindow}; `untilOldestLeaves` is the time to the window's end.
+ */
+class FixedWindow {
+  #start = 0;
+  count = 0;
+
+  constructor(readonly windowMs: number) {}
+
+  prune(now: number): void {
+    const start = Math.floor(now / this.windowMs) * this.windowMs;
+    if (start !== this.#start) {
+      this.#start = start;
+      this.count = 0;
+    }
+  }
+
+  take(t: number): Slot {
+    this.count++;
+    return { t, live: true };
+  }
+
+  release(slot: Slot): void {
+    if (!slot.live) return;
+    slot.live = false;
+    if (slot.t >= this.#start) this.count--;
+  }
+
+  untilOldestLeaves(now: number): number {
+    return this.#start + this.windowMs - now;
+  }
+}
+
+// --- end issue 17 ------------------------------------------------------------------------------
+
 /** The token quota's window: accepted requests' costs by acceptance time. */
 class TokenWindow {
   #entries: { t: number; tokens: number }[] = [];
@@ -561,7 +648,7 @@ class TokenWindow {
 
 /** Quota usage; replaced as a whole by reset(), so requests in flight settle on their own. */
 interface QuotaState {
-  requests: RequestWindow;
+  requests: RequestWindow | FixedWindow;
   tokens: TokenWindow;
   /** Daily quota count: accepted requests plus those holding a slot. */
   dailyUsed: number;
@@ -570,7 +657,9 @@ interface QuotaState {
 
 function createQuotaState(opts: NormalizedOptions): QuotaState {
   return {
-    requests: new RequestWindow(opts.quota?.windowMs ?? 1000),
+    requests: opts.quota?.kind === "fixed"
+      ? new FixedWindow(opts.quota.windowMs)
+      : new RequestWindow(opts.quota?.windowMs ?? 1000),
     tokens: new TokenWindow(opts.tokenQuota?.windowMs ?? 60_000),
     dailyUsed: 0,
     log: [],
@@ -1064,7 +1153,9 @@ function plan(state: MockState, parsed: Extracted): Plan {
           message: `mock: random failure (failureRate ${opts.failureRate})`,
         },
         latencyMs,
-        headers,
+        headers: opts.failureRetryAfterS === undefined
+          ? headers
+          : { "retry-after": String(opts.failureRetryAfterS) },
       };
     }
     return { outcome: { kind: "ok" }, latencyMs, headers };
@@ -1283,7 +1374,9 @@ function quotaResponse(
   r: QuotaRejection,
   model: string,
   headers: Record<string, string>,
+  pattern?: QuotaPattern,
 ): Response {
+  if (pattern && r.kind === "requests") return patternResponse(dialect, r, model, headers, pattern);
   const retry = r.retryMs === undefined ? "" : formatResetDuration(r.retryMs);
   if (dialect === gemini) {
     const violation = GEMINI_QUOTA[r.kind];
@@ -1318,6 +1411,71 @@ function quotaResponse(
   const type = r.kind === "tokens" || r.kind === "too_large" ? "tokens" : "requests";
   return json(openAiError(429, message, { type }), 429, h);
 }
+
+// --- issue 17: the request quota's 429 patterns -------------------------------------------------
+
+/** How the request quota's 429s look, from {@link RequestQuota}. */
+interface QuotaPattern {
+  retryAfterS?: number;
+  detail: "one" | "many" | "none";
+}
+
+/** The pattern of the request quota, or undefined for the default 429 (one violation, exact hint). */
+function quotaPattern(opts: NormalizedOptions): QuotaPattern | undefined {
+  const q = opts.quota;
+  if (!q || (q.retryAfterS === undefined && q.detail === "one")) return undefined;
+  return { retryAfterS: q.retryAfterS, detail: q.detail };
+}
+
+/** A request-quota 429 with a coarse hint and/or several violations or none. */
+function patternResponse(
+  dialect: Dialect,
+  r: QuotaRejection,
+  model: string,
+  headers: Record<string, string>,
+  pattern: QuotaPattern,
+): Response {
+  const retryMs = pattern.retryAfterS !== undefined ? pattern.retryAfterS * 1000 : r.retryMs!;
+  const retry = formatResetDuration(retryMs);
+  if (dialect === gemini) {
+    const violations = pattern.detail === "many"
+      ? [
+        GEMINI_QUOTA.tokens,
+        GEMINI_QUOTA.requests,
+        {
+          quotaMetric: "generativelanguage.googleapis.com/generate_content_requests",
+          quotaId: "GenerateRequestsPerMinutePerUserPerModel",
+        },
+      ]
+      : [GEMINI_QUOTA.requests];
+    const details = pattern.detail === "none"
+      ? []
+      : [{ "@type": "type.googleapis.com/google.rpc.QuotaFailure", violations }];
+    const message = pattern.detail === "none"
+      ? "Resource has been exhausted (e.g. check quota)."
+      : `You exceeded your current quota.\n* Quota exceeded for metric: ${GEMINI_QUOTA.requests.quotaMetric}, limit: ${r.limit}, model: ${model}\nPlease retry in ${retry}.`;
+    return json(
+      gemini.error(429, message, { details, retryDelay: secondsText(retryMs) }),
+      429,
+      headers,
+    );
+  }
+  const h = { ...headers };
+  if (pattern.retryAfterS !== undefined) h["retry-after"] = String(pattern.retryAfterS);
+  else {
+    h["retry-after-ms"] = String(retryMs);
+    h["retry-after"] = String(Math.ceil(retryMs / 1000));
+  }
+  const message = pattern.detail === "none"
+    ? "Rate limit reached. Please try again later."
+    : `Rate limit reached for ${model} in organization org-mock on ${
+      quotaScope(r)
+    }: Limit ${r.limit}, ` +
+      `Used ${r.used}, Requested ${r.requested}. Please try again in ${retry}.`;
+  return json(openAiError(429, message, { type: "requests" }), 429, h);
+}
+
+// --- end issue 17 ------------------------------------------------------------------------------
 
 /** The mock answer, cut to `maxTokens * 4` characters (our 4 characters per token). */
 function answerText(userText: string, maxTokens: number): { text: string; cut: boolean } {
@@ -1396,7 +1554,13 @@ async function handle(
     if (!("slot" in hold)) {
       settle(429);
       const rl = openAi ? rateLimitHeaders(state, quota, arrival.t) : {};
-      return quotaResponse(dialect, hold, pathModel, { ...baseHeaders, ...rl });
+      return quotaResponse(
+        dialect,
+        hold,
+        pathModel,
+        { ...baseHeaders, ...rl },
+        quotaPattern(state.opts),
+      );
     }
     let body: unknown;
     let bad: string | undefined;
@@ -1742,6 +1906,11 @@ async function main(argv: string[]): Promise<void> {
       "token-count": { type: "string" },
       "token-headers": { type: "boolean" },
       models: { type: "string" },
+      // issue 17: real 429 patterns
+      "quota-kind": { type: "string" },
+      "quota-retry-after": { type: "string" },
+      "quota-detail": { type: "string" },
+      "failure-retry-after": { type: "string" },
     },
     strict: true,
   });
@@ -1770,9 +1939,13 @@ async function main(argv: string[]): Promise<void> {
     seed: numberArg("seed", values.seed),
     requireKey: values["require-key"],
     recordArrivals: !values["no-record"],
-    quota: quotaRequests === undefined
-      ? undefined
-      : { requests: quotaRequests, windowMs: quotaWindow },
+    quota: quotaRequests === undefined ? undefined : {
+      requests: quotaRequests,
+      windowMs: quotaWindow,
+      kind: values["quota-kind"] as RequestQuota["kind"],
+      retryAfterS: numberArg("quota-retry-after", values["quota-retry-after"]),
+      detail: values["quota-detail"] as RequestQuota["detail"],
+    },
     dailyQuota: numberArg("daily-quota", values["daily-quota"]),
     tokenQuota: tokenQuota === undefined ? undefined : {
       tokens: tokenQuota,
@@ -1781,6 +1954,7 @@ async function main(argv: string[]): Promise<void> {
       headers: values["token-headers"] || undefined,
     },
     knownModels: values.models?.split(","),
+    failureRetryAfterS: numberArg("failure-retry-after", values["failure-retry-after"]),
   });
   console.log(JSON.stringify({ url: mock.url }));
   const shutdown = async () => {

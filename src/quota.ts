@@ -5,6 +5,7 @@
  * @module
  */
 import { type Clock, systemClock } from "./clock.ts";
+import { RateController } from "./_rate_controller.ts";
 import type { FailureInfo } from "./errors.ts";
 import type { RateLimitInfo } from "./rate_limit_headers.ts";
 import { type AcquireOptions, Scheduler } from "./scheduler.ts";
@@ -102,8 +103,6 @@ export interface QuotaStats {
   pausedUntil?: number;
 }
 
-const SUCCESS_WINDOW_MS = 2000;
-
 /**
  * A provider quota: request rate, token rate and the slow-down-and-recover loop. Shared by every
  * run that uses the same provider key and model (the server keeps one).
@@ -122,15 +121,10 @@ export class Quota {
   #clock: Clock;
   #adaptive: boolean;
   #configured: number | "auto";
-  #ceiling: number;
   #minRate: number;
   #tokens: TokenBudget | undefined;
   #tpmFromUser: boolean;
-  #slowStart: boolean;
-  #lastFailRate = Infinity;
-  #cooldownUntil = -Infinity;
-  #lastIncreaseAt: number;
-  #successes: number[] = [];
+  #control: RateController;
   #calibration = new TokenCalibration();
   #closed = new AbortController();
   #stats: QuotaStats;
@@ -150,7 +144,6 @@ export class Quota {
     this.#clock = clock;
     this.#adaptive = options.adaptive ?? true;
     this.#configured = rate;
-    this.#ceiling = rate === "auto" ? Infinity : rate;
     const start = rate === "auto" ? options.autoStartRate ?? 1 : rate;
     if (
       options.minRate !== undefined && !(Number.isFinite(options.minRate) && options.minRate > 0)
@@ -161,13 +154,17 @@ export class Quota {
     }
     // A floor above the starting rate would turn a slow-down into a speed-up.
     this.#minRate = Math.min(options.minRate ?? 0.1, start);
-    this.#slowStart = rate === "auto";
+    this.#control = new RateController({
+      ceiling: rate === "auto" ? Infinity : rate,
+      minRate: this.#minRate,
+      slowStart: rate === "auto",
+      now: clock.now(),
+    });
     this.scheduler = options.scheduler ?? new Scheduler({ rate: start, clock });
     if (options.scheduler && rate !== "auto") this.scheduler.setRate(start);
     this.#tpmFromUser = options.tpm !== undefined || options.tokenGate !== undefined;
     this.#tokens = options.tokenGate ??
       (options.tpm === undefined ? undefined : new TokenGate(options.tpm, clock));
-    this.#lastIncreaseAt = clock.now();
     this.#stats = {
       configuredRate: rate,
       rate: this.scheduler.rate,
@@ -192,8 +189,13 @@ export class Quota {
     return this.#calibration.cost(estimate);
   }
 
-  /** Waits for the token budget and then a request slot. Rejects with the signal's reason. */
-  async acquire(options: QuotaAcquireOptions = {}): Promise<void> {
+  /**
+   * Waits for the token budget and then a request slot. Resolves with the request's send-order
+   * ticket: give it back with {@linkcode Quota.onSuccess} / {@linkcode Quota.onFailure}, so that
+   * answers to requests sent before a slow-down took effect do not slow down again. Rejects with
+   * the signal's reason.
+   */
+  async acquire(options: QuotaAcquireOptions = {}): Promise<number> {
     const { signal, lane, tokens } = options;
     if (this.#tokens && tokens) {
       tokens.charged = this.cost(tokens);
@@ -201,6 +203,7 @@ export class Quota {
       await this.#tokens.take(tokens.charged, stop);
     }
     await this.scheduler.acquire({ signal, lane });
+    return this.#control.sent(this.#clock.now());
   }
 
   /** Feeds back a successful answer: real token usage and any rate-limit headers. */
@@ -209,6 +212,8 @@ export class Quota {
       estimate?: TokenEstimate;
       usage?: { input_tokens: number; output_tokens: number };
       rateLimit?: RateLimitInfo;
+      /** The ticket {@linkcode Quota.acquire} gave the request. */
+      ticket?: number;
     },
   ): void {
     const now = this.#clock.now();
@@ -233,18 +238,24 @@ export class Quota {
     }
     if (!this.#adaptive) return;
     if (result.rateLimit) this.#onHeaders(result.rateLimit, now);
-    this.#successes.push(now);
-    while (this.#successes.length > 0 && this.#successes[0] < now - SUCCESS_WINDOW_MS) {
-      this.#successes.shift();
-    }
+    this.#control.admitted(now, result.ticket, true);
     this.#maybeIncrease(now);
   }
 
-  /** Feeds back a failure. A per-minute quota 429 slows everyone down and pauses for its hint. */
-  onFailure(info: FailureInfo, estimate?: TokenEstimate): void {
+  /**
+   * Feeds back a failure, with the ticket {@linkcode Quota.acquire} gave the request. Only a
+   * quota signal slows everyone down (see `RateController`): a 429 that says the quota is spent,
+   * or a run of them; a stray 429, a 500 or a 503 does not. Nobody else waits for a 429's hint
+   * unless the quota stays spent after the slow-down (a fixed window): then everyone does.
+   */
+  onFailure(info: FailureInfo, estimate?: TokenEstimate, ticket?: number): void {
     const now = this.#clock.now();
     if (this.#adaptive && info.rateLimit) this.#onHeaders(info.rateLimit, now);
-    if (info.kind !== "rate_limit") return;
+    if (info.kind !== "rate_limit") {
+      // The provider answered: the request was admitted, whatever its fate.
+      if (info.status !== 429 && info.status > 0) this.#control.admitted(now, ticket, false);
+      return;
+    }
     this.#stats.rateLimited++;
     // A rejected request used no tokens at the provider.
     if (estimate?.charged !== undefined && this.#tokens) {
@@ -252,21 +263,22 @@ export class Quota {
       estimate.charged = 0;
     }
     this.#onTokenLimit(info, estimate);
-    if (info.retryAfterMs !== undefined && info.retryAfterMs > 0) {
-      this.scheduler.pauseUntil(now + info.retryAfterMs);
+    if (!this.#adaptive) {
+      // A fixed rate: honour the provider's hint for everyone, as asked.
+      if (info.retryAfterMs !== undefined && info.retryAfterMs > 0) {
+        this.scheduler.pauseUntil(now + info.retryAfterMs);
+      }
+      return;
     }
-    if (!this.#adaptive || now < this.#cooldownUntil) return;
-    // One slow-down per burst: requests already in flight at the old rate will 429 too.
-    const rate = this.scheduler.rate;
-    const accepted = this.#successes.filter((t) => t >= now - SUCCESS_WINDOW_MS).length /
-      (SUCCESS_WINDOW_MS / 1000);
-    const target = accepted > 0 ? accepted * 0.95 : rate * 0.5;
-    const next = Math.max(this.#minRate, Math.min(rate * 0.9, Math.max(rate * 0.5, target)));
-    this.#lastFailRate = rate;
-    this.#slowStart = false;
-    this.#cooldownUntil = now + Math.max(1000, info.retryAfterMs ?? 0);
-    this.#stats.slowdowns++;
-    this.#setRate(next, { kind: "slowdown", cooldownMs: this.#cooldownUntil - now });
+    const decision = this.#control.rateLimited(now, this.scheduler.rate, info, ticket);
+    if (decision.pauseUntil !== undefined) this.scheduler.pauseUntil(decision.pauseUntil);
+    if (decision.slowdown) {
+      this.#stats.slowdowns++;
+      this.#setRate(decision.slowdown.rate, {
+        kind: "slowdown",
+        cooldownMs: decision.slowdown.cooldownMs,
+      });
+    }
   }
 
   /** A token 429: calibrate the estimate by what was charged, and the budget by what is left. */
@@ -294,38 +306,30 @@ export class Quota {
   }
 
   #setRate(rate: number, change: RateChange): void {
-    const r = Math.max(this.#minRate, Math.min(this.#ceiling, rate));
+    const r = Math.max(this.#minRate, Math.min(this.#control.ceiling, rate));
     this.scheduler.setRate(r, change);
     this.#stats.lowestRate = Math.min(this.#stats.lowestRate, r);
   }
 
-  /** Climbs back once a second while the rate is what holds the run back. */
+  /** Climbs back while the rate is what holds the run back (see `RateController`). */
   #maybeIncrease(now: number): void {
-    if (now - this.#lastIncreaseAt < 1000 || now < this.#cooldownUntil) return;
-    this.#lastIncreaseAt = now;
     const rate = this.scheduler.rate;
-    if (rate >= this.#ceiling || this.scheduler.waiting === 0) return;
-    if (this.#slowStart) return this.#setRate(rate * 1.5, { kind: "increase" });
-    // Additive increase, slower near the rate that last drew a 429.
-    const base = Number.isFinite(this.#lastFailRate) ? this.#lastFailRate : rate;
-    const step = Math.max(0.05, base * 0.02);
-    this.#setRate(rate + (rate >= this.#lastFailRate * 0.95 ? step / 4 : step), {
-      kind: "increase",
-    });
+    const next = this.#control.increase(now, rate, this.scheduler.waiting > 0);
+    if (next !== undefined && next > rate) this.#setRate(next, { kind: "increase" });
   }
 
   /** Acts on `x-ratelimit-*`: adopt the stated limits and pause before the budget runs out. */
   #onHeaders(h: RateLimitInfo, now: number): void {
     if (h.limitRequests !== undefined && h.limitRequests > 0) {
       const perSecond = (h.limitRequests / 60) * 0.98;
-      if (perSecond < this.#ceiling) {
-        this.#ceiling = perSecond;
+      if (perSecond < this.#control.ceiling) {
+        this.#control.ceiling = perSecond;
         if (this.scheduler.rate > perSecond) this.#setRate(perSecond, { kind: "limit" });
       }
       // "auto" need not search for what the provider states: go straight to it.
-      if (this.#slowStart) {
-        this.#slowStart = false;
-        this.#setRate(this.#ceiling, { kind: "limit" });
+      if (this.#control.slowStart) {
+        this.#control.slowStart = false;
+        this.#setRate(this.#control.ceiling, { kind: "limit" });
       }
     }
     if (h.limitTokens !== undefined && h.limitTokens > 0 && !this.#tpmFromUser) {

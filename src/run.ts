@@ -325,7 +325,11 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
     stats.lowestRate = Math.min(stats.lowestRate, stats.rate);
   };
 
-  async function attempt(item: RequestItem, estimate: TokenEstimate): Promise<void> {
+  async function attempt(
+    item: RequestItem,
+    estimate: TokenEstimate,
+    ticket: number,
+  ): Promise<void> {
     let attempts = 0;
     let failures = 0; // attempts that count against maxAttempts (quota 429s do not)
     let rateLimits = 0;
@@ -339,7 +343,12 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
         try {
           const response = await provider.send(item, { signal });
           stats.inFlight--;
-          quota.onSuccess({ estimate, usage: response.usage, rateLimit: response.rateLimit });
+          quota.onSuccess({
+            estimate,
+            usage: response.usage,
+            rateLimit: response.rateLimit,
+            ticket,
+          });
           track();
           stats.ok++;
           if (response.finishReason === "length") stats.truncated++;
@@ -384,7 +393,7 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
           const wasOpen = first.open;
           const info = first.failure(error.info) ?? error.info;
           if (first.open !== wasOpen) wake();
-          quota.onFailure(info, estimate);
+          quota.onFailure(info, estimate, ticket);
           track();
           if (
             info.kind === "billing" || info.kind === "auth" || info.kind === "daily_quota" ||
@@ -427,8 +436,8 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
               }
               : { type: "retry", at: clock.now(), latencyMs, code: info.code },
           );
-          // A quota 429 waits for the provider's hint (the quota paused everyone that long too);
-          // other failures back off, unless the provider said how long.
+          // A quota 429 waits for the provider's hint (only this item: the quota decides whether
+          // everyone pauses); other failures back off, unless the provider said how long.
           const wait = info.retryAfterMs !== undefined
             ? Math.min(info.retryAfterMs, retry.maxDelayMs)
             : absorbed
@@ -438,7 +447,7 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
           try {
             await delay(wait, { clock, signal: halt });
             // Every retry passes the same rate gate as a first attempt.
-            await quota.acquire({ signal: halt, lane, tokens: estimate });
+            ticket = await quota.acquire({ signal: halt, lane, tokens: estimate });
           } catch {
             stats.unsent++;
             return;
@@ -497,15 +506,16 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
         await until(() =>
           (first.open || tasks === 0) && tasks < maxInFlight && controller.desiredSize! > 0
         );
+        let ticket: number;
         try {
           if (stopping()) throw halt?.reason;
-          await quota.acquire({ signal: halt, lane, tokens: estimate });
+          ticket = await quota.acquire({ signal: halt, lane, tokens: estimate });
         } catch {
           stats.unsent++; // read but never sent: a resume picks it up
           break;
         }
         tasks++;
-        void attempt(item, estimate); // fire and forget: the next slot never waits for this answer
+        void attempt(item, estimate, ticket); // fire and forget: the next slot never waits for this answer
       }
     } catch (error) {
       // The input failed mid-way: what is in flight still finishes and is recorded.

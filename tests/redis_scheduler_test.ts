@@ -76,10 +76,11 @@ function gaps(times: number[]): number[] {
   return t.slice(1).map((x, i) => x - t[i]);
 }
 
+/** A 429 that says the quota is spent (a stray one would not slow anyone down). */
 const RATE_LIMITED: FailureInfo = {
   status: 429,
   code: "rate_limit_exceeded",
-  message: "slow down",
+  message: "Rate limit reached on requests per min (RPM): Limit 1200, Used 1200, Requested 1.",
   retryable: true,
   kind: "rate_limit",
 };
@@ -204,13 +205,14 @@ test("shared increases: at most one a second for everyone, never above the ceili
   expect(a.rate).toBe(20);
 }, 20_000);
 
-test("shared pause: a Retry-After seen by one process holds back the others", async () => {
+test("shared pause: a Retry-After that pauses one process holds back the others", async () => {
   const name = uniqueName();
   const a = scheduler(await store(), { name, rate: 50 });
   const b = scheduler(await store(), { name, rate: 50 });
   await a.acquire();
   await b.acquire();
-  const qa = new Quota({ rate: 50, scheduler: a });
+  // A fixed rate pauses everyone for any hint (an adaptive one only for a spent window).
+  const qa = new Quota({ rate: 50, scheduler: a, adaptive: false });
   const paused = performance.now();
   qa.onFailure({ ...RATE_LIMITED, retryAfterMs: 600 });
   await sleep(20);

@@ -1,0 +1,312 @@
+// Tests of src/_rate_controller.ts: which 429s are quota signals, the slow-down target, the
+// pause of a spent window and the climb back. Time is the argument each call gets (an injected
+// clock reading), never the wall clock.
+import { expect, test } from "bun:test";
+import type { FailureInfo } from "../src/errors.ts";
+import { RateController, saysQuotaSpent } from "../src/_rate_controller.ts";
+
+const T0 = 1000;
+
+/** A 429 that says the quota is spent (OpenAI's wording). */
+function spent(extra: Partial<FailureInfo> = {}): FailureInfo {
+  return {
+    status: 429,
+    code: "rate_limit_exceeded",
+    message: "Rate limit reached for m on requests per min (RPM): Limit 20, Used 20, Requested 1.",
+    retryable: true,
+    kind: "rate_limit",
+    ...extra,
+  };
+}
+
+/** A 429 that says nothing about a quota (a stray one, or a quota 429 without detail). */
+function stray(extra: Partial<FailureInfo> = {}): FailureInfo {
+  return {
+    status: 429,
+    code: "rate_limit_exceeded",
+    message: "Too many requests, try again later.",
+    retryable: true,
+    kind: "rate_limit",
+    ...extra,
+  };
+}
+
+function controller(options: { ceiling?: number; minRate?: number; slowStart?: boolean } = {}) {
+  return new RateController({
+    ceiling: options.ceiling ?? 40,
+    minRate: options.minRate ?? 0.1,
+    slowStart: options.slowStart ?? false,
+    now: T0,
+  });
+}
+
+/** Sends at `perSecond` from `from` for `ms`, every answer admitted (successes), returns tickets. */
+function sendAdmitted(c: RateController, from: number, ms: number, perSecond: number): number[] {
+  const tickets: number[] = [];
+  const n = Math.round((ms * perSecond) / 1000);
+  for (let i = 1; i <= n; i++) {
+    const t = from + (i * 1000) / perSecond;
+    const ticket = c.sent(t);
+    tickets.push(ticket);
+    c.admitted(t, ticket, true);
+  }
+  return tickets;
+}
+
+test("saysQuotaSpent() reads a QuotaFailure, OpenAI's 'Limit L, Used U' and remaining 0", () => {
+  expect(saysQuotaSpent(spent())).toBe(true);
+  expect(saysQuotaSpent(stray({ quotaId: "GenerateRequestsPerMinutePerProjectPerModel" }))).toBe(
+    true,
+  );
+  expect(saysQuotaSpent(stray({ rateLimit: { remainingRequests: 0 } }))).toBe(true);
+  expect(saysQuotaSpent(stray({ rateLimit: { remainingRequests: 3 } }))).toBe(false);
+  expect(saysQuotaSpent(stray())).toBe(false);
+});
+
+test("RateController: a stray 429 is no quota signal; a third in a row without a success between is", () => {
+  const c = controller();
+  sendAdmitted(c, T0, 1000, 30);
+  const a = c.sent(T0 + 1000);
+  const d1 = c.rateLimited(T0 + 1010, 40, stray(), a);
+  expect(d1).toEqual({ quotaSignal: false });
+  const b = c.sent(T0 + 1030);
+  c.admitted(T0 + 1040, b, true); // a success between: the run starts over
+  for (const t of [T0 + 1050, T0 + 1065]) {
+    expect(c.rateLimited(t, 40, stray(), c.sent(t)).quotaSignal).toBe(false);
+  }
+  const d3 = c.rateLimited(T0 + 1080, 40, stray(), c.sent(T0 + 1080)); // the third in a row
+  expect(d3.quotaSignal).toBe(true);
+  expect(d3.slowdown).toBeDefined();
+  expect(d3.pauseUntil).toBeUndefined();
+});
+
+test("RateController: a 429 that says the quota is spent slows down at once, without a pause", () => {
+  const c = controller();
+  sendAdmitted(c, T0, 2000, 20);
+  const d = c.rateLimited(T0 + 2000, 30, spent({ retryAfterMs: 2000 }), c.sent(T0 + 2000));
+  // 20 admitted in the last second × 0.95 (a step of more than half is never taken at once).
+  expect(d.slowdown?.rate).toBeCloseTo(19, 9);
+  expect(d.pauseUntil).toBeUndefined();
+});
+
+test("RateController measures the slow-down from admitted answers, other failures included", () => {
+  const c = controller();
+  // 30 answers a second, two thirds of them 500s: all admitted by the provider.
+  for (let i = 1; i <= 60; i++) {
+    const t = T0 + (i * 1000) / 30;
+    c.admitted(t, c.sent(t), i % 3 === 0);
+  }
+  const d = c.rateLimited(T0 + 2000, 40, spent(), c.sent(T0 + 2000));
+  expect(d.slowdown?.rate).toBeCloseTo(28.5, 9);
+});
+
+for (
+  const [perSecond, expected, why] of [
+    [30, 28.5, "95% of the admitted rate"],
+    [39, 37.05, "95% of the admitted rate, just under the rate"],
+    [50, 38, "at most 95% of the rate"],
+    [5, 20, "at least half the rate"],
+    [0, 20, "half the rate when nothing was admitted"],
+  ] as const
+) {
+  test(`RateController slows from 40 to ${expected} after ${perSecond}/s admitted (${why})`, () => {
+    const c = controller();
+    if (perSecond > 0) sendAdmitted(c, T0, 2000, perSecond);
+    const d = c.rateLimited(T0 + 2000, 40, spent(), c.sent(T0 + 2000));
+    expect(d.slowdown?.rate).toBeCloseTo(expected, 9);
+  });
+}
+
+test("RateController never slows below minRate", () => {
+  const c = controller({ ceiling: 8, minRate: 6 });
+  const d = c.rateLimited(T0 + 2000, 8, spent(), c.sent(T0 + 2000));
+  expect(d.slowdown?.rate).toBe(6);
+});
+
+test("RateController takes 429s that say nothing as a signal when they are a quarter of the answers", () => {
+  const c = controller();
+  // 9 a second admitted, answers interleaved with stray 429s: 1 in 10, then 1 in 3.
+  for (let i = 1; i <= 18; i++) {
+    const t = T0 + i * 100;
+    c.admitted(t, c.sent(t), true);
+    if (i % 9 === 0) {
+      expect(c.rateLimited(t + 1, 40, stray(), c.sent(t + 1)).quotaSignal).toBe(false);
+    }
+  }
+  const t = T0 + 2000;
+  c.admitted(t, c.sent(t), true);
+  expect(c.rateLimited(t + 10, 40, stray(), c.sent(t + 10)).quotaSignal).toBe(false);
+  c.admitted(t + 20, c.sent(t + 20), true);
+  for (const dt of [30, 40, 50]) {
+    const d = c.rateLimited(t + dt, 40, stray(), c.sent(t + dt));
+    // At +40: 4 of the last second's 15 answers are 429s, none of them in a run.
+    if (d.quotaSignal) return expect(dt).toBe(40);
+    c.admitted(t + dt + 1, c.sent(t + dt + 1), true);
+  }
+  throw new Error("never a quota signal");
+});
+
+test("RateController ignores 429s for requests sent before its slow-down took effect", () => {
+  const c = controller();
+  const before = sendAdmitted(c, T0, 1000, 40);
+  const d1 = c.rateLimited(T0 + 1000, 40, spent(), before[30]);
+  expect(d1.slowdown?.rate).toBeCloseTo(38, 9);
+  // Long after the cooldown, 429s for requests sent at the old rate still say nothing new.
+  for (const ticket of before.slice(31)) {
+    expect(c.rateLimited(T0 + 5000, 38, spent({ retryAfterMs: 1000 }), ticket)).toEqual({
+      quotaSignal: false,
+    });
+  }
+  const d2 = c.rateLimited(T0 + 5000, 38, spent(), c.sent(T0 + 5000));
+  expect(d2.quotaSignal).toBe(true);
+  expect(d2.slowdown).toBeDefined();
+});
+
+test("RateController slows down once per second: a signal within the cooldown changes nothing", () => {
+  const c = controller();
+  sendAdmitted(c, T0, 1000, 30);
+  expect(c.rateLimited(T0 + 1000, 40, spent(), c.sent(T0 + 1000)).slowdown).toBeDefined();
+  c.sent(T0 + 1100); // not refused: breaks the streak of consecutive refusals
+  const d = c.rateLimited(T0 + 1999, 28.5, spent({ retryAfterMs: 500 }), c.sent(T0 + 1999));
+  expect(d).toEqual({ quotaSignal: true });
+  c.sent(T0 + 2000);
+  expect(c.rateLimited(T0 + 2001, 28.5, spent(), c.sent(T0 + 2001)).slowdown).toBeDefined();
+});
+
+test("RateController pauses everyone until the hint when consecutive sends stay refused after a slow-down", () => {
+  const c = controller({ ceiling: 30 });
+  sendAdmitted(c, T0, 1000, 30);
+  expect(c.rateLimited(T0 + 1000, 30, spent({ retryAfterMs: 900 }), c.sent(T0 + 1000)).slowdown)
+    .toBeDefined();
+  const first = c.rateLimited(T0 + 1035, 28.5, spent({ retryAfterMs: 865 }), c.sent(T0 + 1035));
+  expect(first.pauseUntil).toBeUndefined(); // one refusal after the slow-down: not yet
+  const second = c.rateLimited(T0 + 1070, 28.5, spent({ retryAfterMs: 830 }), c.sent(T0 + 1070));
+  expect(second.quotaSignal).toBe(true);
+  expect(second.pauseUntil).toBe(T0 + 1900);
+  expect(second.slowdown).toBeUndefined(); // the first window: nothing learned yet
+});
+
+test("RateController does not pause when the refused sends after a slow-down are not consecutive", () => {
+  const c = controller({ ceiling: 30 });
+  sendAdmitted(c, T0, 1000, 30);
+  c.rateLimited(T0 + 1000, 30, spent({ retryAfterMs: 900 }), c.sent(T0 + 1000));
+  for (let i = 0; i < 5; i++) {
+    const t = T0 + 1100 + i * 100;
+    c.sent(t); // admitted in between
+    expect(c.rateLimited(t + 50, 28.5, spent({ retryAfterMs: 2000 }), c.sent(t + 50)).pauseUntil)
+      .toBeUndefined();
+  }
+});
+
+test("RateController paces at 97 % of what one fixed window admitted, from the second window on", () => {
+  const c = controller({ ceiling: 30 });
+  // Window 1 ends at T0 + 2000: spent at T0 + 1000 after 30 sends.
+  sendAdmitted(c, T0, 1000, 30);
+  c.rateLimited(T0 + 1000, 30, spent({ retryAfterMs: 1000 }), c.sent(T0 + 1000));
+  c.rateLimited(T0 + 1035, 28.5, spent({ retryAfterMs: 965 }), c.sent(T0 + 1035));
+  const p1 = c.rateLimited(T0 + 1070, 28.5, spent({ retryAfterMs: 930 }), c.sent(T0 + 1070));
+  expect(p1.pauseUntil).toBe(T0 + 2000);
+  // Window 2 (T0 + 2000 … T0 + 4000): 30 admitted sends, then refusals.
+  sendAdmitted(c, T0 + 2000, 1053, 28.5);
+  const r1 = c.rateLimited(T0 + 3100, 28.5, spent({ retryAfterMs: 900 }), c.sent(T0 + 3100));
+  expect(r1.slowdown).toBeDefined(); // as in any window: slow down first
+  const r2 = c.rateLimited(T0 + 3135, 28.5, spent({ retryAfterMs: 865 }), c.sent(T0 + 3135));
+  expect(r2.pauseUntil).toBeUndefined();
+  const decision = c.rateLimited(T0 + 3170, 27, spent({ retryAfterMs: 830 }), c.sent(T0 + 3170));
+  expect(decision.pauseUntil).toBe(T0 + 4000);
+  // 30 admitted in a 2 s window: 15/s × 0.97.
+  expect(decision.slowdown?.rate).toBeCloseTo(14.55, 9);
+  // The pace holds: no climb above it while saturated.
+  for (let t = T0 + 4000; t <= T0 + 20_000; t += 1000) {
+    expect(c.increase(t, 14.55, true)).toBeUndefined();
+  }
+});
+
+test("RateController climbs back 1 % of the estimate a second near it, once a second, while saturated", () => {
+  const c = controller({ ceiling: 40 });
+  sendAdmitted(c, T0, 2000, 20);
+  const d = c.rateLimited(T0 + 2000, 30, spent(), c.sent(T0 + 2000));
+  let rate = d.slowdown!.rate; // 19: the estimate is 20
+  expect(c.increase(T0 + 2999, rate, true)).toBeUndefined(); // cooldown
+  const steps: [number, number][] = [];
+  for (let t = T0 + 3000; t <= T0 + 9000; t += 250) {
+    const next = c.increase(t, rate, true);
+    if (next !== undefined) {
+      steps.push([t - T0, next]);
+      rate = next;
+    }
+  }
+  // 19 is 95 % of the estimate: 0.2 a second, up to it and past it while it is fresh (10 s).
+  expect(steps.map(([t]) => t)).toEqual([3000, 4000, 5000, 6000, 7000, 8000, 9000]);
+  [19.2, 19.4, 19.6, 19.8, 20, 20.2, 20.4].forEach((r, i) => expect(steps[i][1]).toBeCloseTo(r, 9));
+});
+
+test("RateController climbs 5 % of the estimate a second while far below it", () => {
+  const c = controller({ ceiling: 40 });
+  sendAdmitted(c, T0, 2000, 30);
+  // Rate 40, 30 admitted: slows to 28.5, estimate 30. A later false alarm took it lower.
+  c.rateLimited(T0 + 2000, 40, spent(), c.sent(T0 + 2000));
+  expect(c.increase(T0 + 3000, 20, true)).toBeCloseTo(21.5, 9);
+  expect(c.increase(T0 + 3500, 21.5, true)).toBeUndefined(); // once a second
+  expect(c.increase(T0 + 4000, 21.5, true)).toBeCloseTo(23, 9);
+});
+
+test("RateController does not climb while nobody waits, nor above the ceiling", () => {
+  const c = controller({ ceiling: 10 });
+  c.rateLimited(T0, 10, spent(), c.sent(T0));
+  for (let t = T0 + 1000; t < T0 + 20_000; t += 1000) {
+    expect(c.increase(t, 5, false)).toBeUndefined();
+  }
+  let rate = 5;
+  for (let t = T0 + 20_000; t < T0 + 40_000; t += 1000) rate = c.increase(t, rate, true) ?? rate;
+  expect(rate).toBe(10);
+});
+
+test('RateController doubles "auto" every 500 ms while saturated, until the first quota signal', () => {
+  const c = controller({ ceiling: Infinity, slowStart: true });
+  let rate = 1;
+  const seen: number[] = [];
+  for (let t = T0 + 250; t <= T0 + 2000; t += 250) {
+    const next = c.increase(t, rate, true);
+    if (next !== undefined) seen.push(rate = next);
+  }
+  expect(seen).toEqual([2, 4, 8, 16]);
+  // A stray 429 does not end the ramp; a quota signal does.
+  c.rateLimited(T0 + 2100, rate, stray(), c.sent(T0 + 2100));
+  expect(c.slowStart).toBe(true);
+  c.rateLimited(T0 + 2110, rate, spent(), c.sent(T0 + 2110));
+  expect(c.slowStart).toBe(false);
+});
+
+test("RateController climbs fast again once the quota estimate is 10 s old", () => {
+  const c = controller({ ceiling: 40 });
+  sendAdmitted(c, T0, 2000, 20);
+  c.rateLimited(T0 + 2000, 30, spent(), c.sent(T0 + 2000)); // estimate 20
+  expect(c.increase(T0 + 11_999, 20, true)).toBeCloseTo(20.2, 9); // fresh: 1 % of 20
+  // Stale: 5 % of min(ceiling, 2 × rate) a second.
+  expect(c.increase(T0 + 12_999, 20.2, true)).toBeCloseTo(22.2, 9);
+});
+
+test("RateController does not climb while 429s are 3 % or more of the last second's answers", () => {
+  const c = controller({ ceiling: 40 });
+  sendAdmitted(c, T0, 1000, 30);
+  c.rateLimited(T0 + 1000, 40, stray(), c.sent(T0 + 1000)); // 1 of 31 answers
+  expect(c.increase(T0 + 1500, 30, true)).toBeUndefined();
+  // A second later the 429 has left the window: the climb resumes.
+  sendAdmitted(c, T0 + 1000, 1000, 30);
+  expect(c.increase(T0 + 2600, 30, true)).toBeDefined();
+});
+
+test("RateController counts sends not refused, not only answers already back", () => {
+  const c = controller({ ceiling: 40 });
+  // 40 sends in the last second; only the first 10 answered yet (2 s answers).
+  for (let i = 1; i <= 40; i++) {
+    const t = T0 + i * 25;
+    const ticket = c.sent(t);
+    if (i <= 10) c.admitted(t + 1, ticket, true);
+  }
+  const d = c.rateLimited(T0 + 1000, 40, spent(), 39);
+  // 39 sends admitted (all but the refused one) in the last second: 39/s × 0.95; the answers
+  // alone would say 10/s, and the slow-down would halve the rate to 20.
+  expect(d.slowdown?.rate).toBeCloseTo(37.05, 9);
+});
