@@ -447,12 +447,15 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
         }
         const estimate = estimateTokens(item);
         // Until the first answers show the configuration works, one request at a time.
+        const gated = !first.open;
         await until(() =>
           (first.open || tasks === 0) && tasks < maxInFlight && controller.desiredSize! > 0
         );
         try {
           if (stopping()) throw halt?.reason;
-          await quota.acquire({ signal: halt, lane, tokens: estimate });
+          // After waiting on the gate, the grid starts again here: the slots that passed while
+          // the first answer was on its way are not owed as a burst.
+          await quota.acquire({ signal: halt, lane, tokens: estimate, restart: gated });
         } catch {
           stats.unsent++; // read but never sent: a resume picks it up
           break;
