@@ -24,7 +24,7 @@ import type { Provider } from "./src/providers/provider.ts";
 import { QUOTA_OPTIONS, sharedQuota } from "./shared_quota.ts";
 import { connectQuotaStore } from "./redis_connection.ts";
 import { runBatch, type RunStats } from "./src/run.ts";
-import { providerFetch } from "./runtime.ts";
+import { providerFetch, providerPost } from "./runtime.ts";
 import {
   cutUnfinishedLastLine,
   fileBytes,
@@ -458,6 +458,7 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
     timeoutMs,
     mock: { latencyMs: mockLatency, failureRate },
     fetch: providerFetch(),
+    post: providerPost(),
     // Said even with --quiet: a dropped parameter changes what the answers are.
     onWarning: (message) => io.stderr(`warning: ${message}\n`),
   });
