@@ -25,6 +25,7 @@ import { QUOTA_OPTIONS, sharedQuota } from "./shared_quota.ts";
 import { connectQuotaStore } from "./redis_connection.ts";
 import { runBatch, type RunStats } from "./src/run.ts";
 import { providerFetch, providerPost } from "./runtime.ts";
+import { watchRate } from "./rate_check.ts";
 import {
   cutUnfinishedLastLine,
   fileBytes,
@@ -575,10 +576,16 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
     io.stderr(io.isTTY ? `\r\x1b[K${line}` : `${line}\n`);
   };
   const timer = quiet ? undefined : setInterval(tick, io.isTTY ? 250 : 5000);
+  // Said even with --quiet: a process that cannot keep up sends clumps a provider refuses.
+  const rateAsked = run.stats.configuredRate;
+  const stopRateWatch = typeof rateAsked === "number"
+    ? watchRate({ rate: rateAsked, stats: run.stats, warn: (m) => io.stderr(`warning: ${m}\n`) })
+    : undefined;
 
   try {
     for await (const r of run.results) await (r.type === "ok" ? out : errs).write(r.record);
   } finally {
+    stopRateWatch?.();
     if (timer) clearInterval(timer);
     out.close();
     errs.close();
