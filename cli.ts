@@ -24,7 +24,8 @@ import type { Provider } from "./src/providers/provider.ts";
 import { QUOTA_OPTIONS, sharedQuota } from "./shared_quota.ts";
 import { connectQuotaStore } from "./redis_connection.ts";
 import { runBatch, type RunStats } from "./src/run.ts";
-import { providerFetch, providerPost } from "./runtime.ts";
+import { providerFetch } from "./runtime.ts";
+import { providerPost } from "./node_http_post.ts";
 import { watchRate } from "./rate_check.ts";
 import {
   cutUnfinishedLastLine,
