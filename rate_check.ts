@@ -21,10 +21,16 @@ export interface RateSample {
   cpuMs: number;
   /** Requests sent in the window. */
   requests: number;
+  /** True if lines were still waiting for a slot at the end (the input had not run out). */
+  busy?: boolean;
 }
 
+/** Share of the rate below which the sending itself fell behind (slots lost to stalls). */
+export const SENT_SHARE_LIMIT = 0.98;
+
 /**
- * The warning for a window in which the event loop could not keep up, or undefined. The limit is
+ * The warning for a window in which the event loop could not keep up (timers late, or fewer
+ * requests sent than the rate while lines were waiting), or undefined. The limit is
  * what one core gives at the CPU per request measured, with 20 % to spare; when that is above the
  * rate, the CPU per request is not the cause and the warning says the process was stalled.
  *
@@ -36,12 +42,19 @@ export interface RateSample {
  * ```
  */
 export function rateWarning(sample: RateSample): string | undefined {
-  const { rate, lag, cpuMs, requests } = sample;
-  if (lag.samples === 0) return undefined;
-  if (lag.meanMs <= LAG_MEAN_LIMIT_MS && lag.maxMs <= LAG_MAX_LIMIT_MS) return undefined;
+  const { rate, lag, cpuMs, requests, busy = false } = sample;
+  if (lag.samples === 0 || lag.spanMs <= 0) return undefined;
+  const sent = (requests * 1000) / lag.spanMs;
+  const behind = busy && sent < SENT_SHARE_LIMIT * rate;
+  if (!behind && lag.meanMs <= LAG_MEAN_LIMIT_MS && lag.maxMs <= LAG_MAX_LIMIT_MS) {
+    return undefined;
+  }
   const perRequest = requests > 0 ? cpuMs / requests : 0;
-  const limit = perRequest > 0 ? Math.max(10, Math.floor((0.8 * 1000) / perRequest / 10) * 10) : 0;
-  return `this runtime is not keeping up with ${rate} req/s here: its timers ran ` +
+  const byCpu = perRequest > 0 ? Math.max(10, Math.floor((0.8 * 1000) / perRequest / 10) * 10) : 0;
+  // What it managed to send is a measured limit too, when it fell behind.
+  const limit = behind ? Math.min(byCpu || Infinity, Math.floor(sent / 10) * 10) : byCpu;
+  return `this runtime is not keeping up with ${rate} req/s here: it sent ${Math.round(sent)} ` +
+    `req/s and its timers ran ` +
     `${Math.round(lag.meanMs)} ms late on average (worst ${Math.round(lag.maxMs)} ms) over ` +
     `${(lag.spanMs / 1000).toFixed(1)} s, so requests reach the provider in clumps` +
     (limit > 0 && limit < rate
@@ -55,8 +68,8 @@ export function rateWarning(sample: RateSample): string | undefined {
 export interface WatchRateOptions {
   /** Requests per second asked for. */
   rate: number;
-  /** The run's live counters: `requests` sent so far. */
-  stats: { requests: number };
+  /** The run's live counters: requests sent, lines read, skipped and invalid so far. */
+  stats: { requests: number; retries: number; read: number; skipped: number; invalid: number };
   /** Told at most once. */
   warn: (message: string) => void;
   /** Length of the measuring window at full rate, ms. @default 2000 */
@@ -88,6 +101,8 @@ export function watchRate(options: WatchRateOptions): () => void {
         lag: window,
         cpuMs: (cpu.user + cpu.system) / 1000,
         requests: stats.requests - started.requests,
+        // A line read but not sent yet: the run was waiting for a slot, not for its input.
+        busy: stats.read - stats.skipped - stats.invalid > stats.requests - stats.retries,
       });
       if (message) warn(message);
     },
