@@ -24,6 +24,8 @@ import { QUOTA_OPTIONS, sharedQuota } from "./shared_quota.ts";
 import { connectQuotaStore } from "./redis_connection.ts";
 import { runBatch, type RunStats } from "./src/run.ts";
 import { providerFetch } from "./runtime.ts";
+import { providerPost } from "./node_http_post.ts";
+import { watchRate } from "./rate_check.ts";
 import { fileBytes, fileLines, linesOf, sameFile, shellQuote } from "./files.ts";
 import { serve } from "./server.ts";
 import { openServerStorage } from "./batch_storage.ts";
@@ -431,6 +433,7 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
     timeoutMs,
     mock: { latencyMs: mockLatency, failureRate },
     fetch: providerFetch(),
+    post: providerPost(),
     // Said even with --quiet: a dropped parameter changes what the answers are.
     onWarning: (message) => io.stderr(`warning: ${message}\n`),
   });
@@ -563,6 +566,11 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
     io.stderr(io.isTTY ? `\r\x1b[K${line}` : `${line}\n`);
   };
   const timer = quiet ? undefined : setInterval(tick, io.isTTY ? 250 : 5000);
+  // Said even with --quiet: a process that cannot keep up sends clumps a provider refuses.
+  const rateAsked = run.stats.configuredRate;
+  const stopRateWatch = typeof rateAsked === "number"
+    ? watchRate({ rate: rateAsked, stats: run.stats, warn: (m) => io.stderr(`warning: ${m}\n`) })
+    : undefined;
 
   // A full disk (or an I/O error) stops dispatching; what is in flight is still tried.
   let disk: { message: string; unwritten: number } | undefined;
@@ -582,6 +590,7 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
       }
     }
   } finally {
+    stopRateWatch?.();
     if (timer) clearInterval(timer);
     out.close();
     errs.close();

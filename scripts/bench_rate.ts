@@ -22,6 +22,15 @@
  *   deno run -A scripts/bench_rate.ts …
  *
  * `--out -` prints only. All traffic goes to 127.0.0.1.
+ *
+ * With `--clients bun,deno,node,node-bare` it measures at the wire instead: each client is its
+ * own process, started the way a user starts it (`bun cli.ts`, `deno run -A cli.ts`, the packed
+ * npm package's bin on Node, and a bare Node client as the baseline: `scripts/_rate_clients.ts`),
+ * sending `--seconds` × R requests (default 4 s) to the mock in another process, which records
+ * each arrival time. The first request goes alone and waits for its answer (the first-answers
+ * gate), so the rate and the windows are measured from the second arrival on. Rows above a
+ * client's target rate (Bun 2,000/s, the others 1,000/s) are skipped. Default output
+ * `bench-results/rate-wire.md`.
  * @module
  */
 import Bottleneck from "bottleneck";
@@ -32,7 +41,21 @@ import pThrottle from "p-throttle";
 import { createProvider } from "../src/providers/create_provider.ts";
 import type { Provider } from "../src/providers/provider.ts";
 import { runBatch } from "../src/run.ts";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { execFileSync, spawn } from "node:child_process";
 import { maxPerWindow } from "./mock_provider.ts";
+import {
+  type Client,
+  CLIENT_LABELS,
+  clientCommand,
+  CLIENTS,
+  MAX_TARGET_RATE,
+  prepareClients,
+  WINDOW_TARGET,
+  type WireStats,
+  wireStats,
+} from "./_rate_clients.ts";
 import {
   currentRuntime,
   ensureBunMaxHttpRequests,
@@ -265,19 +288,22 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     args: process.argv.slice(2),
     options: {
-      rates: { type: "string", default: "5,60,100,1000,2000" },
+      rates: { type: "string" },
       latency: { type: "string", default: "2000" },
       strategies: { type: "string", default: DEFAULT_STRATEGIES },
-      seconds: { type: "string", default: "6" },
+      seconds: { type: "string" },
       "min-requests": { type: "string", default: "30" },
-      out: { type: "string", default: "bench-results/rate.md" },
+      out: { type: "string" },
       "mock-runtime": { type: "string" },
+      clients: { type: "string" },
     },
     strict: true,
   });
-  const rates = numberList("rates", values.rates);
+  if (values.clients !== undefined) return await wireMain(values, code);
+  values.out ??= "bench-results/rate.md";
+  const rates = numberList("rates", values.rates ?? "5,60,100,1000,2000");
   const latency = positive("latency", values.latency);
-  const seconds = positive("seconds", values.seconds);
+  const seconds = positive("seconds", values.seconds ?? "6");
   const minRequests = positive("min-requests", values["min-requests"]);
   const strategies = values.strategies.split(",").map((s) => s.trim()) as Strategy[];
   for (const s of strategies) {
@@ -363,6 +389,161 @@ async function main(): Promise<void> {
       "",
     ].join("\n");
     log(`wrote ${writeResult(values.out, text)}`);
+  }
+}
+
+interface WireRow {
+  client: Client;
+  rate: number;
+  n: number;
+  stats: WireStats;
+  exitCode: number;
+  wallMs: number;
+  /** The CLI's warnings (stderr), e.g. that the runtime cannot hold the rate. */
+  warning: string;
+}
+
+/** Within 1 % of R, the client's window target, and at most R + 1 in the first second. */
+function wireHolds(row: WireRow): boolean {
+  const { stats, rate } = row;
+  return Math.abs(stats.achieved / rate - 1) <= 0.01 &&
+    stats.maxWindow <= WINDOW_TARGET[row.client] * rate &&
+    stats.firstSecond <= Math.ceil(rate) + 1 &&
+    stats.count === row.n;
+}
+
+function runClient(argv: string[], env: Record<string, string>): Promise<{
+  code: number;
+  stderr: string;
+}> {
+  const child = spawn(argv[0], argv.slice(1), { env, stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("exit", (c, signal) => resolve({ code: c ?? (signal ? 128 : 1), stderr }));
+  });
+}
+
+async function wireMain(
+  values: { rates?: string; latency: string; seconds?: string; out?: string; clients?: string },
+  code: string,
+): Promise<void> {
+  const rates = numberList("rates", values.rates ?? "200,500,1000,2000");
+  const latency = positive("latency", values.latency);
+  const seconds = positive("seconds", values.seconds ?? "4");
+  const clients = values.clients!.split(",").map((s) => s.trim()) as Client[];
+  for (const c of clients) {
+    if (!CLIENTS.includes(c)) {
+      throw new TypeError(`unknown client '${c}': use some of ${CLIENTS.join(", ")}`);
+    }
+  }
+  const out = values.out ?? "bench-results/rate-wire.md";
+  const log = (text: string) => process.stderr.write(text + "\n");
+  const dir = fs.mkdtempSync("/tmp/i11-wire-rate-bench-");
+  const prepared = prepareClients(clients, dir);
+  const mock = await startMockServer("bun", ["--port", "0", "--latency", String(latency)]);
+  log(`mock provider (bun) at ${mock.url}, latency ${latency} ms; clients in ${dir}`);
+  const rows: WireRow[] = [];
+  try {
+    for (const client of clients) {
+      for (const rate of rates) {
+        if (rate > MAX_TARGET_RATE[client]) continue;
+        const n = Math.ceil(rate * seconds) + 1;
+        const input = path.join(dir, `input-${n}.jsonl`);
+        if (!fs.existsSync(input)) fs.writeFileSync(input, [...lines(n)].join("\n") + "\n");
+        const outDir = fs.mkdtempSync(path.join(dir, `${client}-${rate}-`));
+        await mockJson(`${mock.url}/__mock/reset`, "POST");
+        const { argv, env } = clientCommand(client, prepared, {
+          input,
+          outDir,
+          rate,
+          baseUrl: mock.url,
+          n,
+        });
+        const t0 = performance.now();
+        const { code: exitCode, stderr } = await runClient(argv, env);
+        const wallMs = performance.now() - t0;
+        const { arrivals } = await mockJson<{ arrivals: { t: number }[] }>(
+          `${mock.url}/__mock/arrivals`,
+        );
+        const stats = wireStats(arrivals.map((a) => a.t));
+        const warning = stderr.split("\n").filter((l) => /warning/i.test(l)).join(" ").trim();
+        const row: WireRow = { client, rate, n, stats, exitCode, wallMs, warning };
+        rows.push(row);
+        log(
+          `${client} R=${rate}: ${stats.count}/${n} arrived, ${fmt(stats.achieved, 1)} req/s ` +
+            `(×${fmt(stats.achieved / rate, 3)}), max/1s ${stats.maxWindow} ` +
+            `(×${fmt(stats.maxWindow / rate, 3)}), first 1 s ${stats.firstSecond}, ` +
+            `max/250ms ${stats.maxQuarter}; exit ${exitCode}, ${fmt(wallMs / 1000, 1)} s` +
+            (warning ? `; ${warning}` : "") +
+            (exitCode > 1 ? `\n${stderr.slice(0, 2000)}` : ""),
+        );
+        fs.rmSync(outDir, { recursive: true, force: true });
+        await sleep(300);
+      }
+    }
+  } finally {
+    await mock.stop();
+  }
+  const header = [
+    "client (how a user starts it)",
+    "R",
+    "arrived",
+    "achieved req/s",
+    "ratio to R",
+    "max in any 1 s window",
+    "window ÷ R",
+    "first 1 s",
+    "max in 250 ms",
+    "holds",
+    "CLI warning",
+  ];
+  const table = markdownTable(
+    header,
+    rows.map((r) => [
+      CLIENT_LABELS[r.client],
+      String(r.rate),
+      `${r.stats.count}/${r.n}`,
+      fmt(r.stats.achieved, 1),
+      fmt(r.stats.achieved / r.rate, 3),
+      String(r.stats.maxWindow),
+      fmt(r.stats.maxWindow / r.rate, 3),
+      String(r.stats.firstSecond),
+      String(r.stats.maxQuarter),
+      wireHolds(r) ? "yes" : "no",
+      r.warning.replaceAll("|", "/") || "",
+    ]),
+  );
+  console.log(table);
+  if (out !== "-") {
+    const text = [
+      "# Rate at the wire, per runtime",
+      "",
+      `- date: ${stamp()}`,
+      `- bench runtime: ${runtimeVersion()}; Node ${nodeVersion()}; the mock provider (Bun) in its own process`,
+      `- machine: ${machineInfo()}`,
+      `- command: \`${rerunCommand("scripts/bench_rate.ts")}\``,
+      `- code: ${code}`,
+      `- answers after ${latency} ms; ${seconds} s of work per row (N = R × ${seconds} + 1);` +
+      " measured at the mock from the 2nd arrival (the 1st goes alone and waits for its answer):" +
+      " achieved = (arrivals − 1) / span, window = most arrivals in any sliding [t, t + 1 s)," +
+      " first 1 s = arrivals in the second after the 2nd arrival",
+      "- holds: achieved within 1 % of R, window ≤ 1.05 × R (Bun) or 1.10 × R (Node, Deno)," +
+      " first 1 s ≤ R + 1, every request arrived",
+      "",
+      table,
+      "",
+    ].join("\n");
+    log(`wrote ${writeResult(out, text)}`);
+  }
+}
+
+function nodeVersion(): string {
+  try {
+    return execFileSync("node", ["--version"], { encoding: "utf8" }).trim();
+  } catch {
+    return "not found";
   }
 }
 

@@ -83,6 +83,8 @@ export interface QuotaAcquireOptions {
   lane?: unknown;
   /** Expected tokens of the request, for the tokens-per-minute gate. */
   tokens?: TokenEstimate;
+  /** The caller held back on purpose: see {@linkcode AcquireOptions.restart}. @default false */
+  restart?: boolean;
 }
 
 /** What the quota did, for progress and the summary. */
@@ -196,13 +198,13 @@ export class Quota {
    * the signal's reason.
    */
   async acquire(options: QuotaAcquireOptions = {}): Promise<number> {
-    const { signal, lane, tokens } = options;
+    const { signal, lane, tokens, restart } = options;
     if (this.#tokens && tokens) {
       tokens.charged = this.cost(tokens);
       const stop = signal ? AbortSignal.any([signal, this.#closed.signal]) : this.#closed.signal;
       await this.#tokens.take(tokens.charged, stop);
     }
-    await this.scheduler.acquire({ signal, lane });
+    await this.scheduler.acquire({ signal, lane, restart });
     return this.#control.sent(this.#clock.now());
   }
 

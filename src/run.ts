@@ -503,13 +503,16 @@ export function runBatch(lines: Lines, options: RunOptions): BatchRun {
         }
         const estimate = provider.estimate?.(item) ?? estimateTokens(item);
         // Until the first answers show the configuration works, one request at a time.
+        const gated = !first.open;
         await until(() =>
           (first.open || tasks === 0) && tasks < maxInFlight && controller.desiredSize! > 0
         );
         let ticket: number;
         try {
           if (stopping()) throw halt?.reason;
-          ticket = await quota.acquire({ signal: halt, lane, tokens: estimate });
+          // After waiting on the gate, the grid starts again here: the slots that passed while
+          // the first answer was on its way are not owed as a burst.
+          ticket = await quota.acquire({ signal: halt, lane, tokens: estimate, restart: gated });
         } catch {
           stats.unsent++; // read but never sent: a resume picks it up
           break;

@@ -31,6 +31,12 @@ export interface AcquireOptions {
   signal?: AbortSignal;
   /** Waiters are served round-robin across lanes (one per caller/run), FIFO within a lane. @default 0 */
   lane?: unknown;
+  /**
+   * The caller held back on purpose until now (a run waiting for its first answer): if nobody
+   * else waits, the grid restarts at this call however short the gap, so the slots that came due
+   * meanwhile do not go out as a burst. @default false
+   */
+  restart?: boolean;
 }
 
 function assertRate(rate: number): void {
@@ -44,7 +50,9 @@ function assertRate(rate: number): void {
 /**
  * Hands out time slots at a fixed rate, whatever the response times of the work done in them.
  *
- * Slot i is due at `t0 + i * 1000 / rate` (no chain of sleeps, so no drift). When the timer
+ * Slot i is due at `t0 + i * 1000 / rate` (no chain of sleeps, so no drift), t0 being the first
+ * {@linkcode Scheduler.acquire} (not the creation: the time a caller takes to start is not owed
+ * as a burst of slots). When the timer
  * fires late, overdue slots are released at once, but never more than `ceil(rate) + 1` in any
  * window of `ceil(rate) / rate` seconds: for an integer rate R, at most R + 1 in any 1 s window
  * and R per second on average. The one slot of slack absorbs timer jitter: a bound of exactly R
@@ -67,6 +75,8 @@ export class Scheduler {
   #maxLagMs: number;
   #t0: number;
   #n = 0;
+  /** False until the first acquire, which starts the grid. */
+  #started = false;
   /** Release times of the last `#k` slots, a ring. */
   #ring: Float64Array = new Float64Array(1);
   #ringPos = 0;
@@ -123,12 +133,18 @@ export class Scheduler {
    */
   acquire(options: AcquireOptions = {}): Promise<number> {
     if (this.#closed) return Promise.reject(this.#closed.reason);
-    const { signal, lane = 0 } = options;
+    const { signal, lane = 0, restart = false } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
-    if (this.#waiters.waiting === 0) {
+    if (!this.#started) {
+      // The grid starts here: the time between creation and the first request is nobody's.
+      this.#started = true;
+      this.#t0 = this.#clock.now();
+      this.#n = 0;
+    } else if (this.#waiters.waiting === 0) {
       // Idle: slots nobody wanted are not owed to anyone.
       const now = this.#clock.now();
-      if (now - this.#idleSince > this.#maxLagMs && this.#nextDue() < now) {
+      const gap = now - this.#idleSince;
+      if ((restart || gap > this.#maxLagMs) && this.#nextDue() < now) {
         this.#t0 = now;
         this.#n = 0;
       }

@@ -5,10 +5,12 @@
  * @module
  */
 import { expect, test } from "bun:test";
+import { delay } from "../src/clock.ts";
 import { type FailureInfo, ProviderError } from "../src/errors.ts";
 import type { ProviderResponse, RequestItem } from "../src/formats.ts";
 import type { Provider } from "../src/providers/provider.ts";
 import { runBatch, type RunRecord } from "../src/run.ts";
+import { FakeClock } from "./_fake_clock.ts";
 
 /** A provider that answers each item with `answer(item)` after `ms`, counting what it saw. */
 function scripted(answer: (item: RequestItem) => FailureInfo | "ok" | "length", ms = 5) {
@@ -86,6 +88,38 @@ test("runBatch() sends the first request alone, then at the full rate", async ()
   await drain(r2.results);
   expect(again.seen.events.slice(0, 2)).toEqual(["send", "send"]);
   expect(again.seen.mostOpen).toBeGreaterThan(5);
+});
+
+test("runBatch() starts the rate's grid when the first answer opens it: no catch-up burst", async () => {
+  // Rate 1000 and a first answer in 40 ms (under the scheduler's 100 ms idle allowance): the 40
+  // slots that passed while the first request was out must not go out at once.
+  const clock = new FakeClock(0);
+  const sends: number[] = [];
+  const provider: Provider = {
+    name: "timed",
+    model: "m",
+    defaultRate: 1000,
+    async send() {
+      sends.push(clock.now());
+      await delay(40, { clock });
+      return {
+        status: 200,
+        body: {},
+        text: "t",
+        usage: { input_tokens: 1, output_tokens: 1 },
+        provider: "timed",
+        model: "m",
+        finishReason: "stop",
+      };
+    },
+  };
+  const run = runBatch(ReadableStream.from(lines(30)), { provider, rate: 1000, clock });
+  const records = drain(run.results);
+  while (sends.length < 30) await clock.advance(1);
+  await clock.advance(100);
+  expect((await records).length).toBe(30);
+  // Sent alone at 0; the second when the answer came (40), then one per millisecond.
+  expect(sends).toEqual([0, ...Array.from({ length: 29 }, (_, i) => 40 + i)]);
 });
 
 test("runBatch() stops a misconfigured run on its first answer: one request sent, every line unsent", async () => {

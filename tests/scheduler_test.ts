@@ -2,14 +2,14 @@
 // scheduler hands out, never on the wall clock.
 import { expect, test } from "bun:test";
 import type { Clock } from "../src/clock.ts";
-import { Scheduler } from "../src/scheduler.ts";
+import { type AcquireOptions, Scheduler } from "../src/scheduler.ts";
 import { FakeClock, flush } from "./_fake_clock.ts";
 
 /** Queues `n` waiters and records each release time, in release order. */
 function acquireMany(
   scheduler: Scheduler,
   n: number,
-  options: { lane?: unknown } = {},
+  options: AcquireOptions = {},
 ): number[] {
   const times: number[] = [];
   for (let i = 0; i < n; i++) scheduler.acquire(options).then((t) => times.push(t));
@@ -178,6 +178,59 @@ test("Scheduler forgives a short idle gap: a waiter after 300 ms idle gets no bu
   await clock.advance(300);
   expect(times).toHaveLength(40);
   times.forEach((t, i) => expect(t).toBe(now + i * 5));
+});
+
+test("Scheduler starts its grid at the first acquire, not at creation: no start-up burst", async () => {
+  const rate = 1000;
+  const clock = new FakeClock();
+  const scheduler = new Scheduler({ rate, clock });
+  // The caller takes 80 ms (under maxLagMs) to start: 80 slots of the creation grid are past.
+  await clock.advance(80);
+  const start = clock.now();
+  const times = acquireMany(scheduler, 20);
+  await flush();
+  expect(times).toEqual([start]);
+  await clock.advance(30);
+  expect(times).toHaveLength(20);
+  times.forEach((t, i) => expect(t).toBe(start + i));
+});
+
+test("Scheduler.acquire({ restart }) after a short deliberate gap restarts the grid: no burst", async () => {
+  const clock = new FakeClock();
+  const scheduler = new Scheduler({ rate: 1000, clock });
+  acquireMany(scheduler, 1); // a run's first request, sent alone
+  await clock.advance(40); // its answer comes in 40 ms (under maxLagMs): the gate opens
+  const now = clock.now();
+  const times = acquireMany(scheduler, 1, { restart: true });
+  const rest = acquireMany(scheduler, 9);
+  await flush();
+  expect(times).toEqual([now]);
+  await clock.advance(20);
+  expect([...times, ...rest]).toEqual(Array.from({ length: 10 }, (_, i) => now + i));
+});
+
+test("Scheduler.acquire() without restart catches up a short idle gap (the contrast)", async () => {
+  const clock = new FakeClock();
+  const scheduler = new Scheduler({ rate: 1000, clock });
+  acquireMany(scheduler, 1);
+  await clock.advance(40);
+  const now = clock.now();
+  const times = acquireMany(scheduler, 10);
+  await flush();
+  // Slots +1 … +40 are overdue: the waiters take them at once, within the window rule.
+  expect(times).toEqual(Array(10).fill(now));
+});
+
+test("Scheduler.acquire({ restart }) leaves the grid alone while others wait", async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const scheduler = new Scheduler({ rate: 10, clock });
+  const a = acquireMany(scheduler, 3, { lane: "a" });
+  await clock.advance(50);
+  const b = acquireMany(scheduler, 1, { lane: "b", restart: true });
+  await clock.advance(400);
+  expect(a).toEqual([t0, t0 + 100, t0 + 300]);
+  expect(b).toEqual([t0 + 200]);
 });
 
 test("Scheduler catches up overdue slots after a late timer, within the 1 s window", async () => {

@@ -8,7 +8,7 @@ import { ConfigError } from "../errors.ts";
 import { createGeminiProvider } from "./gemini.ts";
 import { createMockProvider } from "./mock.ts";
 import { createOpenAIProvider } from "./openai.ts";
-import type { Provider } from "./provider.ts";
+import type { HttpPost, Provider } from "./provider.ts";
 
 /** Provider names. */
 export const PROVIDERS = ["gemini", "openai", "mock"] as const;
@@ -51,6 +51,8 @@ export interface ProviderConfig {
   headers?: Record<string, string>;
   /** The fetch to use. @default globalThis.fetch */
   fetch?: typeof fetch;
+  /** Sends requests instead of ky and `fetch`: see {@linkcode HttpProviderOptions.post}. */
+  post?: HttpPost;
   /** Settings of the in-process mock provider. */
   mock?: { latencyMs?: number; failureRate?: number; seed?: number };
   /** Time source of the mock provider. */
@@ -64,7 +66,7 @@ export interface ProviderConfig {
  * @throws {ConfigError} naming the field, when `config` is invalid or a required key is missing.
  */
 export function createProvider(config: ProviderConfig): Provider {
-  const { fetch, clock, onWarning, ...plain } = config;
+  const { fetch, post, clock, onWarning, ...plain } = config;
   const result = v.safeParse(ProviderConfigSchema, plain);
   if (!result.success) {
     const issue = result.issues[0];
@@ -83,6 +85,7 @@ export function createProvider(config: ProviderConfig): Provider {
     timeoutMs: c.timeoutMs,
     headers: c.headers,
     fetch,
+    post,
     onWarning,
   };
   return c.provider === "gemini" ? createGeminiProvider(options) : createOpenAIProvider(options);

@@ -11,7 +11,7 @@ import { parseDuration } from "../retry.ts";
 import { estimateRequestTokens, type TokenEstimate } from "../tokens.ts";
 import {
   classifyByStatus,
-  createClient,
+  createPost,
   failureMessage,
   type HttpProviderOptions,
   joinUrl,
@@ -204,7 +204,7 @@ export function createGeminiProvider(options: HttpProviderOptions = {}): Provide
   // Accept a base URL with or without the API version.
   const root = /\/v1(beta)?\/?$/.test(base) ? base : joinUrl(base, "v1beta");
   const defaultModel = options.model ?? GEMINI_DEFAULT_MODEL;
-  const client = createClient(options);
+  const client = createPost(options);
   const headers: Record<string, string> = { ...options.headers };
   if (options.apiKey) headers["x-goog-api-key"] = options.apiKey;
   /** The request exactly as it is sent, and the model it goes to. */

@@ -10,7 +10,7 @@ import type { ProviderResponse, RequestItem, Usage } from "../formats.ts";
 import { parseRateLimitHeaders } from "../rate_limit_headers.ts";
 import {
   classifyByStatus,
-  createClient,
+  createPost,
   failureMessage,
   type HttpProviderOptions,
   joinUrl,
@@ -188,7 +188,7 @@ export function isOpenAIHost(baseUrl: string): boolean {
 export function createOpenAIProvider(options: HttpProviderOptions = {}): Provider {
   const base = options.baseUrl ?? OPENAI_BASE_URL;
   const model = options.model ?? OPENAI_DEFAULT_MODEL;
-  const client = createClient(options);
+  const client = createPost(options);
   const headers: Record<string, string> = { ...options.headers };
   if (options.apiKey) headers.authorization = `Bearer ${options.apiKey}`;
   const openAIHost = isOpenAIHost(base);
