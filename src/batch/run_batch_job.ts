@@ -7,17 +7,17 @@
  */
 import type { Clock } from "../clock.ts";
 import { delay } from "../clock.ts";
-import { ConfigError, type FailureKind, isProviderError } from "../errors.ts";
+import { ConfigError, type FailureKind } from "../errors.ts";
 import type { IdSet } from "../id_set.ts";
 import type { Provider } from "../providers/provider.ts";
 import type { RunOptions, RunRecord } from "../run.ts";
-import { type BatchBackend, isTerminal, type RemoteBatch } from "./backend.ts";
-import { activeParts, type JobState } from "./job.ts";
+import type { BatchBackend } from "./backend.ts";
+import { activeParts, type Job, type JobState } from "./job.ts";
 import type { JobStore } from "./store.ts";
 import { BatchJobRun, type Lines, normalizeBatchJobOptions } from "./_job_run.ts";
 import { planJob } from "./_plan_job.ts";
-import { attachPart, callFailed, snapshotPart, submitPart } from "./_submit_part.ts";
-import { collectEntries, collectPart } from "./_collect_part.ts";
+import { advancePart } from "./_advance_part.ts";
+import { collectEntries } from "./_collect_part.ts";
 import { rescueParts } from "./_rescue_parts.ts";
 import { jobStats, reportProgress } from "./_job_stats.ts";
 
@@ -126,6 +126,11 @@ export function savingFraction(stats: Pick<BatchJobStats, "items" | "realtime">)
   return (1 - BATCH_PRICE_FACTOR) * Math.max(0, stats.items - stats.realtime) / stats.items;
 }
 
+/** What polling can change in the parts: when it does not change, polls slow down. */
+function fingerprint(job: Job): string {
+  return JSON.stringify(job.parts.map((p) => [p.state, p.remote?.raw, p.remote?.completed]));
+}
+
 function plural(n: number, one: string, many: string): string {
   return `${n} ${n === 1 ? one : many}`;
 }
@@ -194,9 +199,7 @@ export async function runBatchJob(
       run.stopped = true;
       break;
     }
-    const before = JSON.stringify(
-      run.job.parts.map((p) => [p.state, p.remote?.raw, p.remote?.completed]),
-    );
+    const before = fingerprint(run.job);
     if (run.job.state === "running" || run.job.state === "rescuing") {
       if (await run.store.cancelRequested()) {
         run.job.state = "cancelling";
@@ -215,73 +218,7 @@ export async function runBatchJob(
     }
     for (const part of run.job.parts) {
       if (run.halt?.aborted || run.fatal) break;
-      if (part.state === "planned" || part.state === "creating") {
-        if (run.job.state === "running") {
-          await submitPart(run, part);
-        } else {
-          // Rescuing or cancelling: no new batch; one that may exist is found and cancelled.
-          let found: RemoteBatch | undefined;
-          if (part.state === "creating" && part.createSent) {
-            try {
-              found = await run.backend.find(part.tag!, { signal: run.signal });
-            } catch (error) {
-              await callFailed(run, part, "look for its batch", error);
-              continue;
-            }
-          }
-          if (found) attachPart(run, part, found, "re-attached to");
-          else if (run.job.state === "rescuing") run.markRescue(part);
-          else await collectEntries(run, part, undefined);
-          await run.save();
-        }
-      }
-      if (part.state !== "submitted") continue;
-      if (run.job.state !== "running" && !isTerminal(part.remote!.state)) {
-        if (part.cancelSentAt === undefined) {
-          try {
-            await run.backend.cancel(part.batchId!, { signal: run.signal });
-            run.event(`${part.name}: cancel sent for ${part.batchId}`);
-          } catch (error) {
-            if (run.signal?.aborted) throw run.signal.reason;
-            run.event(
-              `${part.name}: cancel of ${part.batchId} failed: ${(error as Error).message}`,
-            );
-          }
-          part.cancelSentAt = run.now();
-          await run.save();
-        } else if (run.now() - part.cancelSentAt > run.cancelGraceMs) {
-          part.abandoned = true;
-          run.event(`${part.name}: ${part.batchId} did not stop in time; its results are not read`);
-          await collectPart(run, part, undefined);
-          continue;
-        }
-      }
-      let batch: RemoteBatch;
-      try {
-        batch = await run.backend.get(part.batchId!, { signal: run.signal });
-      } catch (error) {
-        if (run.signal?.aborted) throw run.signal.reason;
-        if (isProviderError(error) && error.info.status === 404) {
-          run.event(
-            `${part.name}: ${part.batchId} is gone at the provider; its items are sent again`,
-          );
-          await collectPart(run, part, undefined);
-          continue;
-        }
-        if (run.isFatal(error, `show ${part.batchId}`)) break;
-        run.event(`${part.name}: could not poll ${part.batchId}: ${(error as Error).message}`);
-        continue;
-      }
-      snapshotPart(run, part, batch);
-      if (isTerminal(batch.state)) {
-        try {
-          await collectPart(run, part, batch);
-        } catch (error) {
-          if (run.signal?.aborted) throw run.signal.reason;
-          if (!isProviderError(error) || !error.info.retryable) throw error;
-          run.event(`${part.name}: could not read results of ${batch.id}: ${error.message}`);
-        }
-      }
+      await advancePart(run, part);
     }
     if (run.halt?.aborted || run.fatal) {
       run.stopped = true;
@@ -309,9 +246,7 @@ export async function runBatchJob(
     }
     await run.save();
     reportProgress(run);
-    const after = JSON.stringify(
-      run.job.parts.map((p) => [p.state, p.remote?.raw, p.remote?.completed]),
-    );
+    const after = fingerprint(run.job);
     interval = after === before ? Math.min(run.maxPollMs, interval * 1.5) : run.pollMs;
     let wait = interval;
     if (run.job.state === "running" && run.job.deadlineAt !== undefined) {
