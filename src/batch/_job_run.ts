@@ -4,7 +4,7 @@
  * @module
  */
 import { type Clock, systemClock } from "../clock.ts";
-import { type FailureKind, isProviderError } from "../errors.ts";
+import { ConfigError, type FailureKind, isProviderError } from "../errors.ts";
 import { type ErrorField, errorRecord, parseLine, type RequestItem } from "../formats.ts";
 import { IdSet } from "../id_set.ts";
 import type { RunRecord } from "../run.ts";
@@ -57,7 +57,7 @@ export interface NormalizedBatchJobOptions {
  * Fills defaults and validates.
  * @throws {RangeError} when a value is out of range.
  */
-export function normalizeBatchJobOptions(options: BatchJobOptions): NormalizedBatchJobOptions {
+function normalizeBatchJobOptions(options: BatchJobOptions): NormalizedBatchJobOptions {
   const pollMs = options.pollIntervalMs ?? 5000;
   const out = {
     clock: options.clock ?? systemClock,
@@ -125,11 +125,32 @@ export class BatchJobRun implements NormalizedBatchJobOptions {
   /** Failed calls per part in a row, for {@linkcode BatchJobRun.backoff}. */
   readonly #failures = new Map<string, number>();
 
-  constructor(
+  /**
+   * Validates the options and loads the job file.
+   * @throws {RangeError} when an option is out of range.
+   * @throws {ConfigError} when the stored unfinished job is another provider's.
+   */
+  static async open(options: BatchJobOptions): Promise<BatchJobRun> {
+    const normalized = normalizeBatchJobOptions(options);
+    const { backend, store } = options;
+    const stored = await store.load();
+    const attached = stored !== undefined && stored.state !== "done" &&
+      stored.state !== "planning";
+    if (attached && stored.provider !== backend.name) {
+      throw new ConfigError(
+        `the unfinished batch job ${stored.id} was started with provider ${stored.provider}, not ${backend.name}`,
+      );
+    }
+    return new BatchJobRun(options, { normalized, stored, attached });
+  }
+
+  private constructor(
     options: BatchJobOptions,
-    normalized: NormalizedBatchJobOptions,
-    stored: Job | undefined,
-    attached: boolean,
+    { normalized, stored, attached }: {
+      normalized: NormalizedBatchJobOptions;
+      stored: Job | undefined;
+      attached: boolean;
+    },
   ) {
     this.options = options;
     this.backend = options.backend;

@@ -5,16 +5,15 @@
  * unfinished items again, and past a deadline cancel what is left and finish it in realtime.
  * @module
  */
-import type { Clock } from "../clock.ts";
-import { delay } from "../clock.ts";
-import { ConfigError, type FailureKind } from "../errors.ts";
+import { type Clock, delay } from "../clock.ts";
+import type { FailureKind } from "../errors.ts";
 import type { IdSet } from "../id_set.ts";
 import type { Provider } from "../providers/provider.ts";
 import type { RunOptions, RunRecord } from "../run.ts";
 import type { BatchBackend } from "./backend.ts";
 import { activeParts, type Job, type JobState } from "./job.ts";
 import type { JobStore } from "./store.ts";
-import { BatchJobRun, type Lines, normalizeBatchJobOptions } from "./_job_run.ts";
+import { BatchJobRun, type Lines } from "./_job_run.ts";
 import { planJob } from "./_plan_job.ts";
 import { advancePart } from "./_advance_part.ts";
 import { collectEntries } from "./_collect_part.ts";
@@ -168,18 +167,7 @@ export async function runBatchJob(
   lines: Lines | undefined,
   options: BatchJobOptions,
 ): Promise<BatchJobStats> {
-  const normalized = normalizeBatchJobOptions(options);
-  const { backend, store } = options;
-  const stored = await store.load();
-  const attached = stored !== undefined && stored.state !== "done" && stored.state !== "planning";
-  if (attached && stored.provider !== backend.name) {
-    throw new ConfigError(
-      `the unfinished batch job ${stored.id} was started with provider ${stored.provider}, not ${backend.name}`,
-    );
-  }
-  const run = new BatchJobRun(options, normalized, stored, attached);
-
-  // ------------------------------------------------------------------------------- the loop
+  const run = await BatchJobRun.open(options);
   if (!run.attached) {
     if (lines === undefined) throw new TypeError("no unfinished job to resume and no input lines");
     await planJob(run, lines);
