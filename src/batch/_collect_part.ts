@@ -12,8 +12,10 @@ import { type BatchJobRun, type Entry, entryLine, readEntry } from "./_job_run.t
 /** Times a batch that failed on a token or quota limit is submitted again when none is open. */
 const MAX_REQUEUES = 4;
 
-/** Reads a finished (or abandoned, or vanished) batch's part; a batch that hit a token or
- * quota limit is submitted again instead. */
+/**
+ * Reads the part of a finished, abandoned or vanished batch. A batch that failed on a token or
+ * quota limit is submitted again instead.
+ */
 export async function collectPart(
   run: BatchJobRun,
   part: Part,
