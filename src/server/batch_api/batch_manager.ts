@@ -497,6 +497,24 @@ export class BatchManager {
       if (writeError !== undefined) throw writeError;
     };
     let dirty = false;
+    /** Writes one answer, realtime or from the provider's batch, where it belongs. */
+    const writeResult = async (id: string, r: RunRecord) => {
+      dirty = true;
+      if (r.type === "ok") {
+        b.request_counts.completed++;
+        await write(out, r.record);
+      } else {
+        b.request_counts.failed++;
+        const e = r.record.error as { status: number; code: string; message: string };
+        await write(err, errorLine(id, e));
+      }
+    };
+    /** Writes a line the input check rejected. */
+    const writeRejected = (record: Record<string, unknown>) => {
+      b.request_counts.failed++;
+      dirty = true;
+      return write(err, record);
+    };
     let checkpointing = false;
     const checkpoint = async () => {
       if (!dirty || checkpointing) return;
@@ -537,26 +555,12 @@ export class BatchManager {
         const job = await store.load();
         const attached = job !== undefined && job.state !== "done" && job.state !== "planning";
         const stats = await runBatchJob(
-          attached ? undefined : await this.#requestLines(live, done, (record) => {
-            b.request_counts.failed++;
-            dirty = true;
-            return write(err, record);
-          }),
+          attached ? undefined : await this.#requestLines(live, done, writeRejected),
           {
             backend: this.#o.providerBatch.backend,
             store,
             sink: {
-              write: async (r) => {
-                dirty = true;
-                if (r.type === "ok") {
-                  b.request_counts.completed++;
-                  await write(out, r.record);
-                } else {
-                  b.request_counts.failed++;
-                  const e = r.record.error as { status: number; code: string; message: string };
-                  await write(err, errorLine(resultId(r), e));
-                }
-              },
+              write: (r) => writeResult(resultId(r), r),
               sync: async () => {
                 await out.sync();
                 await err.sync();
@@ -588,11 +592,7 @@ export class BatchManager {
       }
       while (!this.#o.providerBatch) {
         if (!stop.aborted) {
-          const lines = await this.#requestLines(live, done, (record) => {
-            b.request_counts.failed++;
-            dirty = true;
-            return write(err, record);
-          });
+          const lines = await this.#requestLines(live, done, writeRejected);
           const run = runBatch(lines, {
             provider,
             quota,
@@ -608,15 +608,7 @@ export class BatchManager {
           for await (const r of run.results) {
             const id = resultId(r);
             if (done.add(id) !== 0) continue;
-            dirty = true;
-            if (r.type === "ok") {
-              b.request_counts.completed++;
-              await write(out, r.record);
-            } else {
-              b.request_counts.failed++;
-              const e = r.record.error as { status: number; code: string; message: string };
-              await write(err, errorLine(id, e));
-            }
+            await writeResult(id, r);
           }
           const stats = await run.done;
           if (stats.fatal && !stop.aborted) {
