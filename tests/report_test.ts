@@ -46,7 +46,7 @@ test("runBatch() tells its observer of every request, answer and failure", async
     (_, i) => JSON.stringify({ id: `i${i}`, prompt: `p${i}` }),
   );
   const run = runBatch(ReadableStream.from(lines), {
-    provider: createMockProvider({ latencyMs: 2, failureRate: 0.2, seed: 3 }),
+    provider: createMockProvider({ latencyMs: 2, failureRate: 0.5, seed: 3 }),
     rate: 2000,
     retry: { maxAttempts: 2, baseDelayMs: 1 },
     observer: (e) => events.push(e),
