@@ -93,7 +93,7 @@ export interface MockServer {
 export function startMockServer(runtime: Runtime, args: string[]): Promise<MockServer> {
   const [bin, ...rest] = scriptCommand(
     runtime,
-    path.join(ROOT, "scripts", "mock_provider.ts"),
+    path.join(ROOT, "tests", "mocks", "mock_provider.ts"),
     args,
   );
   const child = spawn(bin, rest, { stdio: ["ignore", "pipe", "inherit"] });

@@ -18,7 +18,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { type MockBatchOptions, startMockBatch } from "./mock_batch.ts";
+import { type MockBatchOptions, startMockBatch } from "../tests/mocks/mock_batch.ts";
 import {
   currentRuntime,
   fmt,

@@ -44,7 +44,7 @@ import { runBatch } from "../src/run.ts";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { execFileSync, spawn } from "node:child_process";
-import { maxPerWindow } from "./mock_provider.ts";
+import { maxPerWindow } from "../tests/mocks/mock_provider.ts";
 import {
   type Client,
   CLIENT_LABELS,

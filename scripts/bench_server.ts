@@ -50,7 +50,7 @@ import * as path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { Scheduler } from "../src/scheduler.ts";
-import { maxPerWindow } from "./mock_provider.ts";
+import { maxPerWindow } from "../tests/mocks/mock_provider.ts";
 import {
   currentRuntime,
   ensureBunMaxHttpRequests,

@@ -18,7 +18,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { maxPerWindow, startMockProvider } from "./mock_provider.ts";
+import { maxPerWindow, startMockProvider } from "../tests/mocks/mock_provider.ts";
 import { machineInfo, ROOT, runtimeVersion } from "./_bench_util.ts";
 
 const { values } = parseArgs({
@@ -149,7 +149,7 @@ async function measure(
 }
 
 const before = await bundle(uncappedEntry, "uncapped");
-const shipped = await bundle(path.join(ROOT, "worker.ts"), "shipped");
+const shipped = await bundle(path.join(ROOT, "src/adapter/workers/worker.ts"), "shipped");
 const rows: Row[] = [];
 for (const rate of rates) {
   rows.push(await measure(before, "before: no cap (what local workerd allows)", rate));

@@ -7,8 +7,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
 import OpenAI from "openai";
-import { type MockProvider, startMockProvider } from "../scripts/mock_provider.ts";
-import { startMockBatch } from "../scripts/mock_batch.ts";
+import { type MockProvider, startMockProvider } from "./mocks/mock_provider.ts";
+import { startMockBatch } from "./mocks/mock_batch.ts";
 import { TextLineStream } from "../src/text_line_stream.ts";
 import { CLI } from "./_cli.ts";
 

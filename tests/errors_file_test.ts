@@ -7,8 +7,8 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { type MockProvider, startMockProvider } from "../scripts/mock_provider.ts";
-import { defaultErrorsFile } from "../errors_file.ts";
+import { type MockProvider, startMockProvider } from "./mocks/mock_provider.ts";
+import { defaultErrorsFile } from "../src/cli/errors_file.ts";
 import { cliHarness, readJsonl } from "./_cli.ts";
 import { alive, childrenOf, waitFor } from "./_processes.ts";
 

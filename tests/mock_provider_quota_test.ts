@@ -14,7 +14,7 @@ import {
   type MockProviderOptions,
   startMockProvider,
   type TokenAcceptance,
-} from "../scripts/mock_provider.ts";
+} from "./mocks/mock_provider.ts";
 import { parseRateLimitHeaders, parseResetDuration } from "../src/rate_limit_headers.ts";
 
 const CHAT = "/v1/chat/completions";
@@ -696,7 +696,7 @@ test("recordArrivals: false still enforces quotas but keeps no token log", async
 });
 
 test("the CLI takes the quota flags and rejects bad ones", async () => {
-  const script = path.join(import.meta.dir, "..", "scripts", "mock_provider.ts");
+  const script = path.join(import.meta.dir, "mocks", "mock_provider.ts");
   const child = Bun.spawn(
     [
       process.execPath,

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { acquireOutputLock, processStart } from "../output_lock.ts";
+import { acquireOutputLock, processStart } from "../src/cli/output_lock.ts";
 import { cliHarness, readJsonl } from "./_cli.ts";
 import { alive, childrenOf, waitFor } from "./_processes.ts";
 

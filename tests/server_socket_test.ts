@@ -3,7 +3,7 @@
 // server on Deno (`deno eval` of serve(), `deno serve server.ts`) as subprocesses.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import process from "node:process";
-import { type MockProvider, startMockProvider } from "../scripts/mock_provider.ts";
+import { type MockProvider, startMockProvider } from "./mocks/mock_provider.ts";
 import { type RunningServer, serve, type ServeIo, startServer } from "../server.ts";
 import { createProvider } from "../src/providers/create_provider.ts";
 import { createApp, type ServerOptions } from "../src/server/app.ts";

@@ -11,7 +11,7 @@ import { Miniflare } from "miniflare";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { maxPerWindow, type MockProvider, startMockProvider } from "../scripts/mock_provider.ts";
+import { maxPerWindow, type MockProvider, startMockProvider } from "./mocks/mock_provider.ts";
 import { createMockProvider } from "../src/providers/mock.ts";
 import type { Provider } from "../src/providers/provider.ts";
 import { createApp } from "../src/server/app.ts";

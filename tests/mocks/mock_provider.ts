@@ -20,7 +20,7 @@
 import { type Context, Hono } from "hono";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { mulberry32 } from "../src/_prng.ts";
+import { mulberry32 } from "../../src/_prng.ts";
 import {
   type Api,
   modelRefusal,

@@ -4,13 +4,13 @@
  * that bundles without it (the Workers entry) never pull in a Node Redis client.
  * @module
  */
-import { ConfigError, isConfigError } from "./src/errors.ts";
-import { formatDuration } from "./src/duration.ts";
-import { Quota } from "./src/quota.ts";
-import { defaultQuotaName } from "./src/quota_store.ts";
-import { RedisScheduler } from "./src/redis_scheduler.ts";
-import { RedisTokenGate } from "./src/redis_token_gate.ts";
-import type { QuotaStoreConnection } from "./redis_connection.ts";
+import { ConfigError, isConfigError } from "../errors.ts";
+import { formatDuration } from "../duration.ts";
+import { Quota } from "../quota.ts";
+import { defaultQuotaName } from "../quota_store.ts";
+import { RedisScheduler } from "./scheduler.ts";
+import { RedisTokenGate } from "./token_gate.ts";
+import type { QuotaStoreConnection } from "./connection.ts";
 
 /** The `--quota` flags, as parseArgs gives them. */
 export interface QuotaFlags {

@@ -5,7 +5,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { TextLineStream } from "./src/text_line_stream.ts";
+import { TextLineStream } from "../text_line_stream.ts";
 
 /** A file read as a byte stream with a plain file handle (portable across Bun, Deno, Node). */
 export function fileBytes(file: string): ReadableStream<Uint8Array> {
