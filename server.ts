@@ -208,7 +208,7 @@ function batchMode(text: string | undefined, provider: ProviderName): "realtime"
   }
   if (provider === "mock") {
     throw new UsageError(
-      "--mode batch needs --provider openai or gemini (offline: serve scripts/mock_batch.ts and pass its URL as --base-url)",
+      "--mode batch needs --provider openai or gemini (offline: serve scripts/start_mock_batch.ts and pass its URL as --base-url)",
     );
   }
   return "batch";

@@ -62,7 +62,7 @@ interface Arrival {
 async function startMock(args: string[]): Promise<{ url: string; stop: () => void }> {
   const child = Bun.spawn([
     BUN,
-    path.join(ROOT, "tests/mocks/mock_provider.ts"),
+    path.join(ROOT, "scripts/start_mock_provider.ts"),
     "--port",
     "0",
     ...args,

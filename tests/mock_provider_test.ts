@@ -1,4 +1,4 @@
-// Tests of scripts/mock_provider.ts: first through app.request(), then over real sockets on
+// Tests of tests/mocks/mock_provider.ts: first through app.request(), then over real sockets on
 // 127.0.0.1 (Bun.serve), including planned faults, arrivals and many concurrent connections.
 import { expect, test } from "bun:test";
 import { connect } from "node:net";

@@ -1,5 +1,5 @@
 // The server over real sockets on 127.0.0.1: the app served by startServer() (Bun.serve here),
-// in front of the mock provider from scripts/mock_provider.ts; then serve() on Bun, and the
+// in front of the mock provider from tests/mocks/mock_provider.ts; then serve() on Bun, and the
 // server on Deno (`deno eval` of serve(), `deno serve server.ts`) as subprocesses.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import process from "node:process";
