@@ -330,7 +330,7 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
       `--mock-failure-rate must be between 0 and 1: got '${values["mock-failure-rate"]}'`,
     );
   }
-  const batchFlags = parseBatchFlags(values.mode, values.deadline); // batch mode: batch_cli.ts
+  const batchFlags = parseBatchFlags(values.mode, values.deadline); // batch mode: src/cli/batch_job.ts
   if (values.resume && values.overwrite) {
     throw new UsageError("give --resume or --overwrite, not both");
   }
@@ -461,7 +461,7 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
     connect: connectQuotaStore,
   });
 
-  // Batch mode (--mode batch|auto) runs in batch_cli.ts; undefined means "run realtime".
+  // Batch mode (--mode batch|auto) runs in src/cli/batch_job.ts; undefined means "run realtime".
   const batchExit = await runBatchMode({
     flags: batchFlags,
     io,
@@ -514,7 +514,7 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
   // On resume, earlier failures are set aside and those not re-run are put back at the end.
   const carry = values.resume ? await carryOverErrors(errorsFile, fileLines, log) : undefined;
   const errs = fileSink(errorsFile, false);
-  // The per-second sidecar the report is built from (report_cli.ts).
+  // The per-second sidecar the report is built from (src/cli/report.ts).
   const record = toStdout ? undefined : recordRun({
     output,
     append: values.resume ?? false,

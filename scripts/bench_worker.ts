@@ -3,7 +3,7 @@
  * mock provider answers in `--latency` ms and a run asks for `--rate` req/s; the rate is measured
  * at the mock. Three rows per rate: the app as it was (no cap: local workerd does not enforce
  * Cloudflare's 6 open outgoing connections per invocation, so this is what `wrangler dev` shows
- * and production does not), worker.ts as shipped (each run capped at 6 open, summary says so),
+ * and production does not), src/adapter/workers/worker.ts as shipped (each run capped at 6 open, summary says so),
  * and worker.ts fanning requests out over `--objects` Durable Objects (6 open in each).
  *
  *   bun scripts/bench_worker.ts [--latency 2000] [--rate 20,2] [--requests 60] [--objects 8]

@@ -1,5 +1,5 @@
 /**
- * The errors file end to end (`errors_file.ts`): named after the output, so jobs in one folder
+ * The errors file end to end (`src/cli/errors_file.ts`): named after the output, so jobs in one folder
  * keep their own; `--resume` keeps every failure it does not re-run, through Ctrl-C and kill -9.
  * Real `bun cli.ts run` processes against the mock provider server on 127.0.0.1.
  * @module

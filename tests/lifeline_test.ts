@@ -1,5 +1,5 @@
 /**
- * Nothing of ours outlives the process the user started (`lifeline.ts`): `bun cli.ts run` and
+ * Nothing of ours outlives the process the user started (`src/cli/lifeline.ts`): `bun cli.ts run` and
  * `serve` relaunch themselves as a child under Bun; SIGKILL to the parent alone (as a supervisor,
  * the OOM killer or a CI timeout sends it) must end the child too: no more requests, no more
  * writes, the port freed, the output lock released.

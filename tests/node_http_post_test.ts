@@ -1,5 +1,5 @@
 /**
- * node_http_post.ts: `nodeHttpPost` against real servers on 127.0.0.1 (answers, headers, timeout,
+ * src/adapter/node_http_post.ts: `nodeHttpPost` against real servers on 127.0.0.1 (answers, headers, timeout,
  * abort, a refused connection), the adapters sending through it, and the npm package's bin on
  * Node, which uses it, running a file against the mock provider.
  * @module

@@ -1,5 +1,5 @@
 /**
- * One writer per output (`output_lock.ts`), end to end: real `bun cli.ts run` processes, a second
+ * One writer per output (`src/cli/output_lock.ts`), end to end: real `bun cli.ts run` processes, a second
  * run refused while the first writes, locks left by `kill -9` and by reused pids taken over.
  * @module
  */

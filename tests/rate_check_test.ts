@@ -1,4 +1,4 @@
-// Tests of rate_check.ts: the warning a run gives when its runtime cannot keep up with the rate.
+// Tests of src/cli/rate_check.ts: the warning a run gives when its runtime cannot keep up with the rate.
 import { expect, test } from "bun:test";
 import {
   LAG_MAX_LIMIT_MS,

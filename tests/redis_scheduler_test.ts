@@ -1,4 +1,4 @@
-// Tests of src/redis_scheduler.ts against a real redis-server started here (never a mock of the
+// Tests of src/redis/scheduler.ts against a real redis-server started here (never a mock of the
 // store): shared schedule, no banked idle time, shared slow-down and pause, and a store that
 // dies and comes back mid-acquire. Times are real: Redis's clock is the schedule's clock.
 import { afterAll, beforeAll, expect, test } from "bun:test";

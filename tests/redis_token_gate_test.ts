@@ -1,4 +1,4 @@
-// Tests of src/redis_token_gate.ts against a real redis-server started here (never a mock of
+// Tests of src/redis/token_gate.ts against a real redis-server started here (never a mock of
 // the store): one token budget for several processes' gates, refunds, syncs. Times are real
 // (Redis's clock is the budget's clock), so the bounds are generous.
 import { afterAll, beforeAll, expect, test } from "bun:test";

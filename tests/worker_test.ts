@@ -1,5 +1,5 @@
 /**
- * The Workers entry under workerd, locally: worker.ts bundled with esbuild the way wrangler does
+ * The Workers entry under workerd, locally: src/adapter/workers/worker.ts bundled with esbuild the way wrangler does
  * it, served by Miniflare on 127.0.0.1 with wrangler.jsonc's compatibility date and the bindings
  * a deployment has, streaming runs to the mock provider server. Local workerd does not enforce
  * Cloudflare's 6 open outgoing connections per invocation; the app does, and says so.

@@ -1,5 +1,5 @@
 /**
- * Files as the command line (`cli.ts`, `batch_cli.ts`) reads and checks them. A runtime edge:
+ * Files as the command line (`cli.ts`, `src/cli/batch_job.ts`) reads and checks them. A runtime edge:
  * plain `node:` file handles, which Bun, Deno and Node all provide.
  * @module
  */

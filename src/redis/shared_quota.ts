@@ -1,6 +1,6 @@
 /**
  * The edge of a quota shared through Redis (`--quota`): the flags and the {@linkcode Quota} that
- * `run` and `serve` draw from. The connection itself is injected (`redis_connection.ts`), so
+ * `run` and `serve` draw from. The connection itself is injected (`connection.ts`), so
  * that bundles without it (the Workers entry) never pull in a Node Redis client.
  * @module
  */
@@ -43,7 +43,7 @@ export async function sharedQuota(
     baseUrl?: string;
     rate: number | "auto";
     tpm?: number;
-    /** Opens the store: {@linkcode connectQuotaStore} from `redis_connection.ts`. */
+    /** Opens the store: {@linkcode connectQuotaStore} from `connection.ts`. */
     connect: (url: string) => Promise<QuotaStoreConnection>;
   },
 ): Promise<{ quota?: Quota; rate: number | "auto"; close: () => void }> {
