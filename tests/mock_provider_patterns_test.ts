@@ -1,4 +1,4 @@
-// Tests of the 429 patterns of scripts/mock_provider.ts (issue 17): fixed windows, coarse
+// Tests of the 429 patterns of tests/mocks/mock_provider.ts (issue 17): fixed windows, coarse
 // retry hints, several QuotaFailure violations or none, Retry-After on random failures; and that
 // the providers' error mapping and the rate controller read each the way the benchmark assumes.
 import { expect, test } from "bun:test";
