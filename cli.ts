@@ -20,22 +20,22 @@ import { GEMINI_DEFAULT_RATE } from "./src/providers/gemini.ts";
 import { MOCK_DEFAULT_RATE } from "./src/providers/mock.ts";
 import { OPENAI_DEFAULT_RATE } from "./src/providers/openai.ts";
 import type { Provider } from "./src/providers/provider.ts";
-import { QUOTA_OPTIONS, sharedQuota } from "./shared_quota.ts";
-import { connectQuotaStore } from "./redis_connection.ts";
+import { QUOTA_OPTIONS, sharedQuota } from "./src/redis/shared_quota.ts";
+import { connectQuotaStore } from "./src/redis/connection.ts";
 import { runBatch, type RunStats } from "./src/run.ts";
-import { providerFetch } from "./runtime.ts";
-import { providerPost } from "./node_http_post.ts";
-import { watchRate } from "./rate_check.ts";
-import { fileBytes, fileLines, linesOf, sameFile, shellQuote } from "./files.ts";
+import { providerFetch } from "./src/adapter/runtime.ts";
+import { providerPost } from "./src/adapter/node_http_post.ts";
+import { watchRate } from "./src/cli/rate_check.ts";
+import { fileBytes, fileLines, linesOf, sameFile, shellQuote } from "./src/fs/files.ts";
 import { serve } from "./server.ts";
-import { openServerStorage } from "./batch_storage.ts";
-import { batchCommand, parseBatchFlags, runBatchMode } from "./batch_cli.ts";
-import { recordRun, reportCommand, writeReport } from "./report_cli.ts";
-import { acquireOutputLock, type OutputLock } from "./output_lock.ts";
-import { carryOverErrors, defaultErrorsFile } from "./errors_file.ts";
-import { followParent, lifelineSpawnOptions } from "./lifeline.ts";
-import { describeDiskError, fileSink, isDiskError, textSink } from "./jsonl_sink.ts";
-import { answeredIds } from "./resume_files.ts";
+import { openServerStorage } from "./src/fs/batch_storage.ts";
+import { batchCommand, parseBatchFlags, runBatchMode } from "./src/cli/batch_job.ts";
+import { recordRun, reportCommand, writeReport } from "./src/cli/report.ts";
+import { acquireOutputLock, type OutputLock } from "./src/cli/output_lock.ts";
+import { carryOverErrors, defaultErrorsFile } from "./src/cli/errors_file.ts";
+import { followParent, lifelineSpawnOptions } from "./src/cli/lifeline.ts";
+import { describeDiskError, fileSink, isDiskError, textSink } from "./src/cli/jsonl_sink.ts";
+import { answeredIds } from "./src/cli/resume_files.ts";
 
 const DEFAULT_RATES: Record<ProviderName, number> = {
   gemini: GEMINI_DEFAULT_RATE,
@@ -330,7 +330,7 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
       `--mock-failure-rate must be between 0 and 1: got '${values["mock-failure-rate"]}'`,
     );
   }
-  const batchFlags = parseBatchFlags(values.mode, values.deadline); // batch mode: batch_cli.ts
+  const batchFlags = parseBatchFlags(values.mode, values.deadline); // batch mode: src/cli/batch_job.ts
   if (values.resume && values.overwrite) {
     throw new UsageError("give --resume or --overwrite, not both");
   }
@@ -461,7 +461,7 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
     connect: connectQuotaStore,
   });
 
-  // Batch mode (--mode batch|auto) runs in batch_cli.ts; undefined means "run realtime".
+  // Batch mode (--mode batch|auto) runs in src/cli/batch_job.ts; undefined means "run realtime".
   const batchExit = await runBatchMode({
     flags: batchFlags,
     io,
@@ -514,7 +514,7 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
   // On resume, earlier failures are set aside and those not re-run are put back at the end.
   const carry = values.resume ? await carryOverErrors(errorsFile, fileLines, log) : undefined;
   const errs = fileSink(errorsFile, false);
-  // The per-second sidecar the report is built from (report_cli.ts).
+  // The per-second sidecar the report is built from (src/cli/report.ts).
   const record = toStdout ? undefined : recordRun({
     output,
     append: values.resume ?? false,

@@ -77,7 +77,7 @@ export {
   RedisScheduler,
   type RedisSchedulerOptions,
   StoreTimeoutError,
-} from "./src/redis_scheduler.ts";
+} from "./src/redis/scheduler.ts";
 export {
   defaultQuotaName,
   parseQuotaUrl,
@@ -92,7 +92,7 @@ export {
 } from "./src/tokens.ts";
 export { TOKEN_PACE, type TokenBudget, TokenCalibration, TokenGate } from "./src/token_gate.ts";
 export { parseTokenLimit, type TokenLimitHit } from "./src/token_limit.ts";
-export { RedisTokenGate, type RedisTokenGateOptions } from "./src/redis_token_gate.ts";
+export { RedisTokenGate, type RedisTokenGateOptions } from "./src/redis/token_gate.ts";
 export {
   parseRateLimitHeaders,
   parseResetDuration,

@@ -7,9 +7,9 @@
  * do not follow, so a Workers bundle needs no `nodejs_compat`.
  * @module
  */
-import { providerFetch } from "./runtime.ts";
-import { QUOTA_OPTIONS, sharedQuota } from "./shared_quota.ts";
-import type { QuotaStoreConnection } from "./redis_connection.ts";
+import { providerFetch } from "./src/adapter/runtime.ts";
+import { QUOTA_OPTIONS, sharedQuota } from "./src/redis/shared_quota.ts";
+import type { QuotaStoreConnection } from "./src/redis/connection.ts";
 import type { Quota } from "./src/quota.ts";
 import { GEMINI_DEFAULT_MODEL } from "./src/providers/gemini.ts";
 import { OPENAI_DEFAULT_MODEL } from "./src/providers/openai.ts";
@@ -208,7 +208,7 @@ function batchMode(text: string | undefined, provider: ProviderName): "realtime"
   }
   if (provider === "mock") {
     throw new UsageError(
-      "--mode batch needs --provider openai or gemini (offline: serve scripts/mock_batch.ts and pass its URL as --base-url)",
+      "--mode batch needs --provider openai or gemini (offline: serve scripts/start_mock_batch.ts and pass its URL as --base-url)",
     );
   }
   return "batch";

@@ -87,13 +87,13 @@ export interface MockServer {
 }
 
 /**
- * Starts `scripts/mock_provider.ts` in its own process (its own event loop: sharing one with a
+ * Starts `tests/mocks/mock_provider.ts` in its own process (its own event loop: sharing one with a
  * client that opens thousands of connections overflows the listen queue) and waits for its URL.
  */
 export function startMockServer(runtime: Runtime, args: string[]): Promise<MockServer> {
   const [bin, ...rest] = scriptCommand(
     runtime,
-    path.join(ROOT, "scripts", "mock_provider.ts"),
+    path.join(ROOT, "scripts", "start_mock_provider.ts"),
     args,
   );
   const child = spawn(bin, rest, { stdio: ["ignore", "pipe", "inherit"] });

@@ -13,7 +13,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import process from "node:process";
-import { maxPerWindow } from "./mock_provider.ts";
+import { maxPerWindow } from "../tests/mocks/mock_provider.ts";
 import { ROOT, runtimeBinary } from "./_bench_util.ts";
 
 /** The clients, in table order. */

@@ -18,7 +18,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { type MockBatchOptions, startMockBatch } from "./mock_batch.ts";
+import { type MockBatchOptions, startMockBatch } from "../tests/mocks/mock_batch.ts";
 import {
   currentRuntime,
   fmt,
@@ -263,7 +263,7 @@ async function main(): Promise<void> {
 ${stamp()} · ${runtimeVersion()} · ${machineInfo()}
 
 \`bun scripts/bench_batch.ts --items ${items}\`: the CLI (\`run --mode batch\`) in a subprocess
-against \`scripts/mock_batch.ts\` on 127.0.0.1. The mock fails 1% of items (400, drawn per key),
+against \`tests/mocks/mock_batch.ts\` on 127.0.0.1. The mock fails 1% of items (400, drawn per key),
 runs each batch in ~0.5 s (validating 50 ms, in progress 400 ms, finalizing 20 ms) and expires
 the batch named in the scenario after answering 60% of it; a stuck batch never leaves
 validating. The tool polls every 20 ms (\`MFT_BATCH_POLL_INTERVAL\`). Items the deadline

@@ -4,7 +4,7 @@
  * long from `batches.create` to `completed` against the ideal N/R, and the server's peak RSS
  * (it streams the upload to disk and the input file while it runs: memory must not grow with N).
  *
- * Every part is its own process: the mock provider (`scripts/mock_provider.ts`, latency
+ * Every part is its own process: the mock provider (`tests/mocks/mock_provider.ts`, latency
  * `--latency` ms), the server (`cli.ts serve --provider openai --base-url MOCK/v1 --rate-limit R
  * --data-dir TMP`, started with `BUN_CONFIG_MAX_HTTP_REQUESTS` set so the pid we watch is the
  * server), and this script as the SDK client. For comparison (the baseline), the same lines are

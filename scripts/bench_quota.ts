@@ -25,7 +25,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { maxPerWindow } from "./mock_provider.ts";
+import { maxPerWindow } from "../tests/mocks/mock_provider.ts";
 
 const ROOT = path.resolve(import.meta.dirname ?? ".", "..");
 const BUN = process.execPath;
@@ -62,7 +62,7 @@ interface Arrival {
 async function startMock(args: string[]): Promise<{ url: string; stop: () => void }> {
   const child = Bun.spawn([
     BUN,
-    path.join(ROOT, "scripts/mock_provider.ts"),
+    path.join(ROOT, "scripts/start_mock_provider.ts"),
     "--port",
     "0",
     ...args,
@@ -672,7 +672,7 @@ async function tokenScenarios(): Promise<string[]> {
       jobs: 3,
     },
   ];
-  const { startRedisServer } = await import("./redis_test_server.ts");
+  const { startRedisServer } = await import("../tests/redis_test_server.ts");
   const redis = await startRedisServer();
   const fmt = (r: ScenarioResult) =>
     `${r.token429} / ${r.requests} (**${(100 * r.token429 / r.requests).toFixed(1)} %**) | **${

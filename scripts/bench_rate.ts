@@ -2,7 +2,7 @@
  * Rate benchmark: does a run hold the requested rate when every answer takes seconds?
  *
  * For each rate R, several strategies send N small OpenAI chat requests to the mock provider
- * (`scripts/mock_provider.ts`, in its own process, answering after `--latency` ms), and the mock
+ * (`tests/mocks/mock_provider.ts`, in its own process, answering after `--latency` ms), and the mock
  * measures what arrived: achieved rate `(count - 1) / (last - first)` and the most arrivals in
  * any sliding 1 s window. Strategies:
  *
@@ -44,7 +44,7 @@ import { runBatch } from "../src/run.ts";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { execFileSync, spawn } from "node:child_process";
-import { maxPerWindow } from "./mock_provider.ts";
+import { maxPerWindow } from "../tests/mocks/mock_provider.ts";
 import {
   type Client,
   CLIENT_LABELS,

@@ -25,8 +25,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { maxPerWindow } from "./mock_provider.ts";
-import { startRedisServer } from "./redis_test_server.ts";
+import { maxPerWindow } from "../tests/mocks/mock_provider.ts";
+import { startRedisServer } from "../tests/redis_test_server.ts";
 import {
   currentRuntime,
   fmt,

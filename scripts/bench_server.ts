@@ -2,7 +2,7 @@
  * Server benchmark (issue "HTTP server", "Must show"): what does the server cost per request
  * compared with the CLI on the same mock, and does it hold the shared rate with 10 callers?
  *
- * Every process is separate: the mock provider (`scripts/mock_provider.ts`), the CLI
+ * Every process is separate: the mock provider (`tests/mocks/mock_provider.ts`), the CLI
  * (`cli.ts run`) or the server (`cli.ts serve`), and this script as the caller. The CLI and the
  * server are started with `BUN_CONFIG_MAX_HTTP_REQUESTS` already set, so they do not re-exec
  * themselves and the pid we watch is the one doing the work.
@@ -50,7 +50,7 @@ import * as path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { Scheduler } from "../src/scheduler.ts";
-import { maxPerWindow } from "./mock_provider.ts";
+import { maxPerWindow } from "../tests/mocks/mock_provider.ts";
 import {
   currentRuntime,
   ensureBunMaxHttpRequests,
@@ -1125,7 +1125,7 @@ async function main(): Promise<void> {
     } scripts/bench_server.ts --items ${ITEMS} --rate ${RATE} --latency ${LATENCY} --callers ${CALLERS} --caller-items ${CALLER_ITEMS} --shared-rate ${SHARED_RATE} --shared-latency ${SHARED_LATENCY} --idle-ms ${IDLE_MS} --repeat ${REPEAT}${
       RUNTIME === "bun" ? "" : ` --runtime ${RUNTIME}`
     }`,
-    `bun scripts/mock_provider.ts --port 0 --latency MS   # MOCK, its own process`,
+    `bun scripts/start_mock_provider.ts --port 0 --latency MS   # MOCK, its own process`,
     "```",
     ``,
     `Each of the mock, the CLI or server, and this script (the caller) runs in its own process on the same machine, so they share its ${os.cpus().length} cores. The CLI and the server get BUN_CONFIG_MAX_HTTP_REQUESTS=65535 in their environment, so neither re-executes itself. Load average (1, 5, 15 min) before: ${

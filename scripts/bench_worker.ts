@@ -3,7 +3,7 @@
  * mock provider answers in `--latency` ms and a run asks for `--rate` req/s; the rate is measured
  * at the mock. Three rows per rate: the app as it was (no cap: local workerd does not enforce
  * Cloudflare's 6 open outgoing connections per invocation, so this is what `wrangler dev` shows
- * and production does not), worker.ts as shipped (each run capped at 6 open, summary says so),
+ * and production does not), src/adapter/workers/worker.ts as shipped (each run capped at 6 open, summary says so),
  * and worker.ts fanning requests out over `--objects` Durable Objects (6 open in each).
  *
  *   bun scripts/bench_worker.ts [--latency 2000] [--rate 20,2] [--requests 60] [--objects 8]
@@ -18,7 +18,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { maxPerWindow, startMockProvider } from "./mock_provider.ts";
+import { maxPerWindow, startMockProvider } from "../tests/mocks/mock_provider.ts";
 import { machineInfo, ROOT, runtimeVersion } from "./_bench_util.ts";
 
 const { values } = parseArgs({
@@ -149,7 +149,7 @@ async function measure(
 }
 
 const before = await bundle(uncappedEntry, "uncapped");
-const shipped = await bundle(path.join(ROOT, "worker.ts"), "shipped");
+const shipped = await bundle(path.join(ROOT, "src/adapter/workers/worker.ts"), "shipped");
 const rows: Row[] = [];
 for (const rate of rates) {
   rows.push(await measure(before, "before: no cap (what local workerd allows)", rate));

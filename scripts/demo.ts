@@ -15,7 +15,7 @@ import pLimit from "p-limit";
 import { parseLine } from "../src/formats.ts";
 import { createMockProvider } from "../src/providers/mock.ts";
 import { type BatchRun, runBatch } from "../src/run.ts";
-import { recordRun, writeReport } from "../report_cli.ts";
+import { recordRun, writeReport } from "../src/cli/report.ts";
 
 const { values } = parseArgs({
   options: {

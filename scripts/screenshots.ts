@@ -10,7 +10,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { startMockProvider } from "./mock_provider.ts";
+import { startMockProvider } from "../tests/mocks/mock_provider.ts";
 import { startServer } from "../server.ts";
 import { createProvider } from "../src/providers/create_provider.ts";
 import { createApp } from "../src/server/app.ts";

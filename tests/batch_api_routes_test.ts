@@ -4,7 +4,7 @@ import { afterAll, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { createFileStorage } from "../batch_storage.ts";
+import { createFileStorage } from "../src/fs/batch_storage.ts";
 import { createMockProvider } from "../src/providers/mock.ts";
 import { createApp } from "../src/server/app.ts";
 import type { BatchManager } from "../src/server/batch_api/batch_manager.ts";

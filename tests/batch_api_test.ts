@@ -1,5 +1,5 @@
 // OpenAI's Batch API on `serve`, driven by the official openai SDK: `cli.ts serve` runs as a real
-// process on 127.0.0.1 in front of our mock provider server (scripts/mock_provider.ts), with a
+// process on 127.0.0.1 in front of our mock provider server (tests/mocks/mock_provider.ts), with a
 // fresh --data-dir per test; one test kills it with SIGKILL and restarts it on the same directory.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import * as fs from "node:fs";
@@ -7,8 +7,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
 import OpenAI from "openai";
-import { type MockProvider, startMockProvider } from "../scripts/mock_provider.ts";
-import { startMockBatch } from "../scripts/mock_batch.ts";
+import { type MockProvider, startMockProvider } from "./mocks/mock_provider.ts";
+import { startMockBatch } from "./mocks/mock_batch.ts";
 import { TextLineStream } from "../src/text_line_stream.ts";
 import { CLI } from "./_cli.ts";
 

@@ -7,11 +7,7 @@ import { afterAll, afterEach, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import {
-  type MockBatchOptions,
-  type MockBatchServer,
-  startMockBatch,
-} from "../scripts/mock_batch.ts";
+import { type MockBatchOptions, type MockBatchServer, startMockBatch } from "./mocks/mock_batch.ts";
 import { cliHarness, readJsonl } from "./_cli.ts";
 
 const KEY = "sk-batch-test-0123456789";

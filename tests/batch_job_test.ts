@@ -6,7 +6,7 @@
  */
 import { expect, test } from "bun:test";
 import type { Hono } from "hono";
-import { createMockBatchApp, type MockBatchOptions } from "../scripts/mock_batch.ts";
+import { createMockBatchApp, type MockBatchOptions } from "./mocks/mock_batch.ts";
 import { createGeminiBatchBackend } from "../src/batch/gemini_batch.ts";
 import { createOpenAIBatchBackend } from "../src/batch/openai_batch.ts";
 import {

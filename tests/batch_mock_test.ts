@@ -5,7 +5,7 @@
  * @module
  */
 import { expect, test } from "bun:test";
-import { createMockBatchApp, type MockBatchOptions } from "../scripts/mock_batch.ts";
+import { createMockBatchApp, type MockBatchOptions } from "./mocks/mock_batch.ts";
 
 type Json = Record<string, unknown>;
 

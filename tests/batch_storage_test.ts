@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
-import { createFileStorage, defaultDataDir, openServerStorage } from "../batch_storage.ts";
+import { createFileStorage, defaultDataDir, openServerStorage } from "../src/fs/batch_storage.ts";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "mft-batch-storage-"));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));

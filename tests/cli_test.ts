@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { type MockProvider, startMockProvider } from "../scripts/mock_provider.ts";
+import { type MockProvider, startMockProvider } from "./mocks/mock_provider.ts";
 import { MAX_RATE_LIMIT_RETRIES } from "../src/run.ts";
 import { cliHarness, readJsonl, ROOT } from "./_cli.ts";
 

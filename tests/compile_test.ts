@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { maxPerWindow, type MockProvider, startMockProvider } from "../scripts/mock_provider.ts";
+import { maxPerWindow, type MockProvider, startMockProvider } from "./mocks/mock_provider.ts";
 import { TextLineStream } from "../src/text_line_stream.ts";
 import pkg from "../package.json" with { type: "json" };
 import { cliHarness, readJsonl, ROOT } from "./_cli.ts";

@@ -8,8 +8,8 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { type MockProvider, startMockProvider } from "../scripts/mock_provider.ts";
-import { freePort } from "../scripts/redis_test_server.ts";
+import { type MockProvider, startMockProvider } from "./mocks/mock_provider.ts";
+import { freePort } from "./redis_test_server.ts";
 import { TextLineStream } from "../src/text_line_stream.ts";
 import { readJsonl, ROOT } from "./_cli.ts";
 

@@ -1,5 +1,5 @@
 /**
- * The errors file end to end (`errors_file.ts`): named after the output, so jobs in one folder
+ * The errors file end to end (`src/cli/errors_file.ts`): named after the output, so jobs in one folder
  * keep their own; `--resume` keeps every failure it does not re-run, through Ctrl-C and kill -9.
  * Real `bun cli.ts run` processes against the mock provider server on 127.0.0.1.
  * @module
@@ -7,8 +7,8 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { type MockProvider, startMockProvider } from "../scripts/mock_provider.ts";
-import { defaultErrorsFile } from "../errors_file.ts";
+import { type MockProvider, startMockProvider } from "./mocks/mock_provider.ts";
+import { defaultErrorsFile } from "../src/cli/errors_file.ts";
 import { cliHarness, readJsonl } from "./_cli.ts";
 import { alive, childrenOf, waitFor } from "./_processes.ts";
 

@@ -1,5 +1,5 @@
 /**
- * Nothing of ours outlives the process the user started (`lifeline.ts`): `bun cli.ts run` and
+ * Nothing of ours outlives the process the user started (`src/cli/lifeline.ts`): `bun cli.ts run` and
  * `serve` relaunch themselves as a child under Bun; SIGKILL to the parent alone (as a supervisor,
  * the OOM killer or a CI timeout sends it) must end the child too: no more requests, no more
  * writes, the port freed, the output lock released.
@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { type MockProvider, startMockProvider } from "../scripts/mock_provider.ts";
+import { type MockProvider, startMockProvider } from "./mocks/mock_provider.ts";
 import { cliHarness, readJsonl } from "./_cli.ts";
 import { alive, childrenOf, listening, waitFor, watchText } from "./_processes.ts";
 

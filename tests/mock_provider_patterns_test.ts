@@ -1,8 +1,8 @@
-// Tests of the 429 patterns of scripts/mock_provider.ts (issue 17): fixed windows, coarse
+// Tests of the 429 patterns of tests/mocks/mock_provider.ts (issue 17): fixed windows, coarse
 // retry hints, several QuotaFailure violations or none, Retry-After on random failures; and that
 // the providers' error mapping and the rate controller read each the way the benchmark assumes.
 import { expect, test } from "bun:test";
-import { createMockApp, type MockProviderOptions } from "../scripts/mock_provider.ts";
+import { createMockApp, type MockProviderOptions } from "./mocks/mock_provider.ts";
 import { classifyGemini } from "../src/providers/gemini.ts";
 import { classifyOpenAI } from "../src/providers/openai.ts";
 import { saysQuotaSpent } from "../src/_rate_controller.ts";

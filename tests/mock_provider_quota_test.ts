@@ -1,4 +1,4 @@
-// Tests of the provider quotas of scripts/mock_provider.ts (request window, daily, tokens), over
+// Tests of the provider quotas of tests/mocks/mock_provider.ts (request window, daily, tokens), over
 // real sockets on 127.0.0.1 (Bun.serve) unless a test needs no timing at all. Timing asserts
 // compare with the mock's own recorded times where they can, and are loose where they cannot:
 // the machine running them may be busy.
@@ -14,7 +14,7 @@ import {
   type MockProviderOptions,
   startMockProvider,
   type TokenAcceptance,
-} from "../scripts/mock_provider.ts";
+} from "./mocks/mock_provider.ts";
 import { parseRateLimitHeaders, parseResetDuration } from "../src/rate_limit_headers.ts";
 
 const CHAT = "/v1/chat/completions";
@@ -696,7 +696,7 @@ test("recordArrivals: false still enforces quotas but keeps no token log", async
 });
 
 test("the CLI takes the quota flags and rejects bad ones", async () => {
-  const script = path.join(import.meta.dir, "..", "scripts", "mock_provider.ts");
+  const script = path.join(import.meta.dir, "..", "scripts", "start_mock_provider.ts");
   const child = Bun.spawn(
     [
       process.execPath,

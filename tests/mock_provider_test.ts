@@ -1,4 +1,4 @@
-// Tests of scripts/mock_provider.ts: first through app.request(), then over real sockets on
+// Tests of tests/mocks/mock_provider.ts: first through app.request(), then over real sockets on
 // 127.0.0.1 (Bun.serve), including planned faults, arrivals and many concurrent connections.
 import { expect, test } from "bun:test";
 import { connect } from "node:net";
@@ -11,7 +11,7 @@ import {
   type MockProvider,
   type MockProviderOptions,
   startMockProvider,
-} from "../scripts/mock_provider.ts";
+} from "./mocks/mock_provider.ts";
 
 const CHAT = "/v1/chat/completions";
 const RESPONSES = "/v1/responses";
@@ -675,7 +675,7 @@ test("close() ends pending requests and leaves nothing running", async () => {
   const dir = mkdtempSync(join(tmpdir(), "mock-provider-"));
   try {
     const script = join(dir, "child.ts");
-    const modulePath = new URL("../scripts/mock_provider.ts", import.meta.url).pathname;
+    const modulePath = new URL("./mocks/mock_provider.ts", import.meta.url).pathname;
     writeFileSync(
       script,
       `import { startMockProvider } from ${JSON.stringify(modulePath)};

@@ -1,5 +1,5 @@
 /**
- * node_http_post.ts: `nodeHttpPost` against real servers on 127.0.0.1 (answers, headers, timeout,
+ * src/adapter/node_http_post.ts: `nodeHttpPost` against real servers on 127.0.0.1 (answers, headers, timeout,
  * abort, a refused connection), the adapters sending through it, and the npm package's bin on
  * Node, which uses it, running a file against the mock provider.
  * @module
@@ -10,10 +10,10 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { type MockProvider, startMockProvider } from "../scripts/mock_provider.ts";
+import { type MockProvider, startMockProvider } from "./mocks/mock_provider.ts";
 import { isProviderError } from "../src/errors.ts";
 import { createProvider } from "../src/providers/create_provider.ts";
-import { nodeHttpPost, providerPost } from "../node_http_post.ts";
+import { nodeHttpPost, providerPost } from "../src/adapter/node_http_post.ts";
 import { readJsonl, ROOT } from "./_cli.ts";
 
 interface Seen {

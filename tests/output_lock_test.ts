@@ -1,12 +1,12 @@
 /**
- * One writer per output (`output_lock.ts`), end to end: real `bun cli.ts run` processes, a second
+ * One writer per output (`src/cli/output_lock.ts`), end to end: real `bun cli.ts run` processes, a second
  * run refused while the first writes, locks left by `kill -9` and by reused pids taken over.
  * @module
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { acquireOutputLock, processStart } from "../output_lock.ts";
+import { acquireOutputLock, processStart } from "../src/cli/output_lock.ts";
 import { cliHarness, readJsonl } from "./_cli.ts";
 import { alive, childrenOf, waitFor } from "./_processes.ts";
 

@@ -343,7 +343,7 @@ test("FirstAnswers opens on different item failures, retryable ones and answers 
 // Token estimates from the exact request body, checked against what the mock provider's token
 // quota charges for the request it received (issue 15).
 test("OpenAI estimate() is what OpenAI's token quota charges the body it sends", async () => {
-  const { startMockProvider } = await import("../scripts/mock_provider.ts");
+  const { startMockProvider } = await import("./mocks/mock_provider.ts");
   const mock = await startMockProvider({
     tokenQuota: { tokens: 1_000_000, windowMs: 10_000, count: "request" },
   });
@@ -367,7 +367,7 @@ test("OpenAI estimate() is what OpenAI's token quota charges the body it sends",
 });
 
 test("Gemini estimate() counts the input tokens only, as its input-token quota does", async () => {
-  const { startMockProvider } = await import("../scripts/mock_provider.ts");
+  const { startMockProvider } = await import("./mocks/mock_provider.ts");
   const mock = await startMockProvider({
     tokenQuota: { tokens: 1_000_000, windowMs: 10_000, count: "input" },
   });

@@ -1,6 +1,11 @@
-// Tests of rate_check.ts: the warning a run gives when its runtime cannot keep up with the rate.
+// Tests of src/cli/rate_check.ts: the warning a run gives when its runtime cannot keep up with the rate.
 import { expect, test } from "bun:test";
-import { LAG_MAX_LIMIT_MS, LAG_MEAN_LIMIT_MS, rateWarning, watchRate } from "../rate_check.ts";
+import {
+  LAG_MAX_LIMIT_MS,
+  LAG_MEAN_LIMIT_MS,
+  rateWarning,
+  watchRate,
+} from "../src/cli/rate_check.ts";
 
 const lag = (meanMs: number, maxMs: number) => ({ samples: 100, meanMs, maxMs, spanMs: 2000 });
 

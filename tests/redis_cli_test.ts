@@ -8,8 +8,8 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { maxPerWindow, type MockProvider, startMockProvider } from "../scripts/mock_provider.ts";
-import { freePort, type RedisServer, startRedisServer } from "../scripts/redis_test_server.ts";
+import { maxPerWindow, type MockProvider, startMockProvider } from "./mocks/mock_provider.ts";
+import { freePort, type RedisServer, startRedisServer } from "./redis_test_server.ts";
 import { CLI, cliHarness, finish } from "./_cli.ts";
 
 const KEY = "sk-test-quota-0123456789";

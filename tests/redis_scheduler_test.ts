@@ -1,12 +1,12 @@
-// Tests of src/redis_scheduler.ts against a real redis-server started here (never a mock of the
+// Tests of src/redis/scheduler.ts against a real redis-server started here (never a mock of the
 // store): shared schedule, no banked idle time, shared slow-down and pause, and a store that
 // dies and comes back mid-acquire. Times are real: Redis's clock is the schedule's clock.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { connectQuotaStore, type QuotaStoreConnection } from "../redis_connection.ts";
-import { type RedisServer, startRedisServer } from "../scripts/redis_test_server.ts";
+import { connectQuotaStore, type QuotaStoreConnection } from "../src/redis/connection.ts";
+import { type RedisServer, startRedisServer } from "./redis_test_server.ts";
 import type { FailureInfo } from "../src/errors.ts";
 import { Quota } from "../src/quota.ts";
-import { RedisScheduler, type RedisSchedulerOptions } from "../src/redis_scheduler.ts";
+import { RedisScheduler, type RedisSchedulerOptions } from "../src/redis/scheduler.ts";
 
 let server: RedisServer;
 const connections: QuotaStoreConnection[] = [];

@@ -1,11 +1,11 @@
-// Tests of src/redis_token_gate.ts against a real redis-server started here (never a mock of
+// Tests of src/redis/token_gate.ts against a real redis-server started here (never a mock of
 // the store): one token budget for several processes' gates, refunds, syncs. Times are real
 // (Redis's clock is the budget's clock), so the bounds are generous.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { connectQuotaStore, type QuotaStoreConnection } from "../redis_connection.ts";
-import { type RedisServer, startRedisServer } from "../scripts/redis_test_server.ts";
+import { connectQuotaStore, type QuotaStoreConnection } from "../src/redis/connection.ts";
+import { type RedisServer, startRedisServer } from "./redis_test_server.ts";
 import { Quota } from "../src/quota.ts";
-import { RedisTokenGate } from "../src/redis_token_gate.ts";
+import { RedisTokenGate } from "../src/redis/token_gate.ts";
 import { TOKEN_PACE } from "../src/token_gate.ts";
 
 let server: RedisServer;

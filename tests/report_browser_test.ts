@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Browser } from "playwright-core";
-import { type MockProvider, startMockProvider } from "../scripts/mock_provider.ts";
+import { type MockProvider, startMockProvider } from "./mocks/mock_provider.ts";
 import { parseStatsFile } from "../src/report/stats_file.ts";
 import { cliHarness, readJsonl } from "./_cli.ts";
 import { launchBrowser } from "./_browser.ts";

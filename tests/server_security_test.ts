@@ -6,7 +6,7 @@
  * @module
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { type MockProvider, startMockProvider } from "../scripts/mock_provider.ts";
+import { type MockProvider, startMockProvider } from "./mocks/mock_provider.ts";
 import { cliHarness } from "./_cli.ts";
 import { rawHttp, waitFor, watchText } from "./_processes.ts";
 

@@ -1,9 +1,9 @@
 // The server over real sockets on 127.0.0.1: the app served by startServer() (Bun.serve here),
-// in front of the mock provider from scripts/mock_provider.ts; then serve() on Bun, and the
+// in front of the mock provider from tests/mocks/mock_provider.ts; then serve() on Bun, and the
 // server on Deno (`deno eval` of serve(), `deno serve server.ts`) as subprocesses.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import process from "node:process";
-import { type MockProvider, startMockProvider } from "../scripts/mock_provider.ts";
+import { type MockProvider, startMockProvider } from "./mocks/mock_provider.ts";
 import { type RunningServer, serve, type ServeIo, startServer } from "../server.ts";
 import { createProvider } from "../src/providers/create_provider.ts";
 import { createApp, type ServerOptions } from "../src/server/app.ts";

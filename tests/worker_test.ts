@@ -1,5 +1,5 @@
 /**
- * The Workers entry under workerd, locally: worker.ts bundled with esbuild the way wrangler does
+ * The Workers entry under workerd, locally: src/adapter/workers/worker.ts bundled with esbuild the way wrangler does
  * it, served by Miniflare on 127.0.0.1 with wrangler.jsonc's compatibility date and the bindings
  * a deployment has, streaming runs to the mock provider server. Local workerd does not enforce
  * Cloudflare's 6 open outgoing connections per invocation; the app does, and says so.
@@ -11,7 +11,7 @@ import { Miniflare } from "miniflare";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { maxPerWindow, type MockProvider, startMockProvider } from "../scripts/mock_provider.ts";
+import { maxPerWindow, type MockProvider, startMockProvider } from "./mocks/mock_provider.ts";
 import { createMockProvider } from "../src/providers/mock.ts";
 import type { Provider } from "../src/providers/provider.ts";
 import { createApp } from "../src/server/app.ts";

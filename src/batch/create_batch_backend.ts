@@ -43,6 +43,6 @@ export function createBatchBackend(config: BatchBackendConfig): BatchBackend {
   if (provider === "openai") return createOpenAIBatchBackend(options);
   if (provider === "gemini") return createGeminiBatchBackend(options);
   throw new ConfigError(
-    `batch mode needs --provider openai or gemini, not '${provider}' (offline: serve scripts/mock_batch.ts and pass its URL as --base-url)`,
+    `batch mode needs --provider openai or gemini, not '${provider}' (offline: serve scripts/start_mock_batch.ts and pass its URL as --base-url)`,
   );
 }

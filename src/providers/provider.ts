@@ -52,7 +52,7 @@ export interface HttpProviderOptions {
   fetch?: typeof fetch;
   /**
    * Sends the adapters' requests instead of ky and `fetch`, for a runtime whose fetch costs too
-   * much CPU per request to hold a high rate (the CLI's on Node: `nodeHttpPost` in node_http_post.ts).
+   * much CPU per request to hold a high rate (the CLI's on Node: `nodeHttpPost` in src/adapter/node_http_post.ts).
    * @default ky over `fetch`
    */
   post?: HttpPost;

@@ -1,6 +1,6 @@
 /**
  * What the Batch API needs from a disk, as an interface of web types only: the server's runtime
- * edge (`batch_storage.ts`) implements it with file handles; tests may implement it in memory.
+ * edge (`src/fs/batch_storage.ts`) implements it with file handles; tests may implement it in memory.
  * @module
  */
 

@@ -3,7 +3,7 @@
  * socket) with persistence off, stoppable and restartable on the same address, killed after.
  * Runs under Bun and Deno (node: built-ins only).
  *
- * CLI: `bun scripts/redis_test_server.ts [--unix]` prints `{"url":"redis://127.0.0.1:PORT/0"}`
+ * CLI: `bun scripts/start_redis.ts [--unix]` prints `{"url":"redis://127.0.0.1:PORT/0"}`
  * (or `{"url":"/tmp/…/redis.sock"}`) and serves until SIGTERM/SIGINT.
  * @module
  */

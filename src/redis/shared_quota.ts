@@ -1,16 +1,16 @@
 /**
  * The edge of a quota shared through Redis (`--quota`): the flags and the {@linkcode Quota} that
- * `run` and `serve` draw from. The connection itself is injected (`redis_connection.ts`), so
+ * `run` and `serve` draw from. The connection itself is injected (`connection.ts`), so
  * that bundles without it (the Workers entry) never pull in a Node Redis client.
  * @module
  */
-import { ConfigError, isConfigError } from "./src/errors.ts";
-import { formatDuration } from "./src/duration.ts";
-import { Quota } from "./src/quota.ts";
-import { defaultQuotaName } from "./src/quota_store.ts";
-import { RedisScheduler } from "./src/redis_scheduler.ts";
-import { RedisTokenGate } from "./src/redis_token_gate.ts";
-import type { QuotaStoreConnection } from "./redis_connection.ts";
+import { ConfigError, isConfigError } from "../errors.ts";
+import { formatDuration } from "../duration.ts";
+import { Quota } from "../quota.ts";
+import { defaultQuotaName } from "../quota_store.ts";
+import { RedisScheduler } from "./scheduler.ts";
+import { RedisTokenGate } from "./token_gate.ts";
+import type { QuotaStoreConnection } from "./connection.ts";
 
 /** The `--quota` flags, as parseArgs gives them. */
 export interface QuotaFlags {
@@ -43,7 +43,7 @@ export async function sharedQuota(
     baseUrl?: string;
     rate: number | "auto";
     tpm?: number;
-    /** Opens the store: {@linkcode connectQuotaStore} from `redis_connection.ts`. */
+    /** Opens the store: {@linkcode connectQuotaStore} from `connection.ts`. */
     connect: (url: string) => Promise<QuotaStoreConnection>;
   },
 ): Promise<{ quota?: Quota; rate: number | "auto"; close: () => void }> {

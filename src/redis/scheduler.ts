@@ -3,10 +3,10 @@
  * the same store and quota name draws its slots from one GCRA schedule kept in Redis.
  * @module
  */
-import { type Clock, systemClock, type TimerHandle } from "./clock.ts";
-import type { RateChange, SlotSource } from "./quota.ts";
-import type { AcquireOptions } from "./scheduler.ts";
-import { Lanes } from "./_lanes.ts";
+import { type Clock, systemClock, type TimerHandle } from "../clock.ts";
+import type { RateChange, SlotSource } from "../quota.ts";
+import type { AcquireOptions } from "../scheduler.ts";
+import { Lanes } from "../_lanes.ts";
 
 /**
  * The one Redis command the scheduler needs, injected so that `src/` stays free of runtime
@@ -230,7 +230,7 @@ export class StoreTimeoutError extends Error {
  * @example
  * ```ts ignore
  * import Redis from "ioredis";
- * import { RedisScheduler } from "./redis_scheduler.ts";
+ * import { RedisScheduler } from "./scheduler.ts";
  * const redis = new Redis("redis://127.0.0.1:6379/0", { enableOfflineQueue: false });
  * const scheduler = new RedisScheduler({
  *   name: "my-quota",

@@ -4,9 +4,9 @@
  * in Redis, as `RedisScheduler` shares the request rate.
  * @module
  */
-import { type Clock, delay, systemClock, type TimerHandle } from "./clock.ts";
-import type { RedisEval } from "./redis_scheduler.ts";
-import { TOKEN_BURST_SHARE, TOKEN_PACE, type TokenBudget } from "./token_gate.ts";
+import { type Clock, delay, systemClock, type TimerHandle } from "../clock.ts";
+import type { RedisEval } from "./scheduler.ts";
+import { TOKEN_BURST_SHARE, TOKEN_PACE, type TokenBudget } from "../token_gate.ts";
 
 /** Options for {@linkcode RedisTokenGate}. */
 export interface RedisTokenGateOptions {
@@ -80,8 +80,8 @@ return 1
  *
  * @example
  * ```ts
- * import { RedisTokenGate } from "./redis_token_gate.ts";
- * declare const store: import("./redis_scheduler.ts").RedisEval;
+ * import { RedisTokenGate } from "./token_gate.ts";
+ * declare const store: import("./scheduler.ts").RedisEval;
  * const gate = new RedisTokenGate({ store, name: "my-quota", tpm: 180_000 });
  * await gate.take(500);
  * ```

@@ -6,14 +6,14 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import process from "node:process";
-import { ConfigError } from "./src/errors.ts";
+import { ConfigError } from "../errors.ts";
 import { cutUnfinishedLastLine, fileBytes } from "./files.ts";
 import {
   type Appender,
   type BatchStorage,
   NotFoundError,
   TooLargeError,
-} from "./src/server/batch_api/storage.ts";
+} from "../server/batch_api/storage.ts";
 
 const NAME = /^[A-Za-z0-9_.-]+$/;
 

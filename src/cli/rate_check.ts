@@ -5,7 +5,7 @@
  * @module
  */
 import process from "node:process";
-import { LoopLag, type LoopLagStats } from "./src/loop_lag.ts";
+import { LoopLag, type LoopLagStats } from "../loop_lag.ts";
 
 /** Mean timer lateness (ms) past which the requests of late slots leave in clumps. */
 export const LAG_MEAN_LIMIT_MS = 20;

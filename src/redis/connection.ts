@@ -3,9 +3,9 @@
  * a quota store is asked for. Only `cli.ts` imports this file.
  * @module
  */
-import { ConfigError } from "./src/errors.ts";
-import { parseQuotaUrl } from "./src/quota_store.ts";
-import type { RedisEval } from "./src/redis_scheduler.ts";
+import { ConfigError } from "../errors.ts";
+import { parseQuotaUrl } from "../quota_store.ts";
+import type { RedisEval } from "./scheduler.ts";
 
 /** The Redis connection behind a shared quota, from {@linkcode connectQuotaStore}. */
 export interface QuotaStoreConnection {

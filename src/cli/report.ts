@@ -6,12 +6,12 @@
  */
 import * as fs from "node:fs";
 import { parseArgs } from "node:util";
-import { systemClock } from "./src/clock.ts";
-import { parseStatsFile } from "./src/report/stats_file.ts";
-import { renderReport } from "./src/report/report_html.ts";
-import { StatsRecorder } from "./src/report/stats_recorder.ts";
-import type { RunStats } from "./src/run.ts";
-import type { RunObserver } from "./src/run_observer.ts";
+import { systemClock } from "../clock.ts";
+import { parseStatsFile } from "../report/stats_file.ts";
+import { renderReport } from "../report/report_html.ts";
+import { StatsRecorder } from "../report/stats_recorder.ts";
+import type { RunStats } from "../run.ts";
+import type { RunObserver } from "../run_observer.ts";
 
 /** The sidecar beside an output file. */
 export function statsPath(output: string): string {

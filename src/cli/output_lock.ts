@@ -8,7 +8,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import process from "node:process";
-import { ConfigError } from "./src/errors.ts";
+import { ConfigError } from "../errors.ts";
 
 /** What the lock file holds (JSON, one line). */
 export interface LockContent {

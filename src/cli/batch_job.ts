@@ -8,29 +8,29 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import type { CliIo } from "./cli.ts";
-import { providerFetch } from "./runtime.ts";
-import { cutUnfinishedLastLine, fileLines, sameFile, shellQuote } from "./files.ts";
-import { formatDuration, parseDurationMs } from "./src/duration.ts";
-import { ConfigError } from "./src/errors.ts";
-import { outputId } from "./src/formats.ts";
-import { IdSet } from "./src/id_set.ts";
-import type { BatchLimits } from "./src/batch/backend.ts";
+import type { CliIo } from "../../cli.ts";
+import { providerFetch } from "../adapter/runtime.ts";
+import { cutUnfinishedLastLine, fileLines, sameFile, shellQuote } from "../fs/files.ts";
+import { formatDuration, parseDurationMs } from "../duration.ts";
+import { ConfigError } from "../errors.ts";
+import { outputId } from "../formats.ts";
+import { IdSet } from "../id_set.ts";
+import type { BatchLimits } from "../batch/backend.ts";
 import {
   batchProgressLine,
   batchSummaryLines,
   jobStatusLines,
   type LiveBatch,
-} from "./src/batch/batch_progress.ts";
-import { createBatchBackend } from "./src/batch/create_batch_backend.ts";
-import { activeParts, type Job, parseJob } from "./src/batch/job.ts";
+} from "../batch/batch_progress.ts";
+import { createBatchBackend } from "../batch/create_batch_backend.ts";
+import { activeParts, type Job, parseJob } from "../batch/job.ts";
 import {
   type BatchJobStats,
   PLAN_REJECT_CODES,
   type RealtimeOptions,
   runBatchJob,
-} from "./src/batch/run_batch_job.ts";
-import type { JobStore, PartWriter } from "./src/batch/store.ts";
+} from "../batch/run_batch_job.ts";
+import type { JobStore, PartWriter } from "../batch/store.ts";
 
 /** `--mode auto` takes the batch path above this many input lines, realtime at or below it. */
 export const BATCH_AUTO_THRESHOLD = 10_000;

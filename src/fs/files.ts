@@ -1,11 +1,11 @@
 /**
- * Files as the command line (`cli.ts`, `batch_cli.ts`) reads and checks them. A runtime edge:
+ * Files as the command line (`cli.ts`, `src/cli/batch_job.ts`) reads and checks them. A runtime edge:
  * plain `node:` file handles, which Bun, Deno and Node all provide.
  * @module
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { TextLineStream } from "./src/text_line_stream.ts";
+import { TextLineStream } from "../text_line_stream.ts";
 
 /** A file read as a byte stream with a plain file handle (portable across Bun, Deno, Node). */
 export function fileBytes(file: string): ReadableStream<Uint8Array> {

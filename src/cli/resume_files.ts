@@ -6,9 +6,9 @@
  * @module
  */
 import * as fs from "node:fs";
-import { cutUnfinishedLastLine, fileLines } from "./files.ts";
-import { outputId } from "./src/formats.ts";
-import { IdSet } from "./src/id_set.ts";
+import { cutUnfinishedLastLine, fileLines } from "../fs/files.ts";
+import { outputId } from "../formats.ts";
+import { IdSet } from "../id_set.ts";
 
 function parses(line: string): boolean {
   try {

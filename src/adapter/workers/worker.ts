@@ -16,12 +16,12 @@
  * @module
  */
 import type { Hono } from "hono";
-import { buildServerApp, resolveServerConfig, type ServerConfig } from "./server.ts";
-import { type FailureInfo, isProviderError, ProviderError } from "./src/errors.ts";
-import type { ProviderResponse, RequestItem } from "./src/formats.ts";
-import { createProvider } from "./src/providers/create_provider.ts";
-import type { Provider, SendOptions } from "./src/providers/provider.ts";
-import { createApp, type RuntimeLimit } from "./src/server/app.ts";
+import { buildServerApp, resolveServerConfig, type ServerConfig } from "../../../server.ts";
+import { type FailureInfo, isProviderError, ProviderError } from "../../errors.ts";
+import type { ProviderResponse, RequestItem } from "../../formats.ts";
+import { createProvider } from "../../providers/create_provider.ts";
+import type { Provider, SendOptions } from "../../providers/provider.ts";
+import { createApp, type RuntimeLimit } from "../../server/app.ts";
 
 /** Open outgoing connections one Workers invocation (or one Durable Object request) may have. */
 const WORKERS_MAX_OPEN = 6;

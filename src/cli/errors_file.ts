@@ -6,8 +6,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { outputId } from "./src/formats.ts";
-import { IdSet } from "./src/id_set.ts";
+import { outputId } from "../formats.ts";
+import { IdSet } from "../id_set.ts";
 import { repairJsonl } from "./resume_files.ts";
 
 /**

@@ -7,7 +7,7 @@
  * `[[mock:...]]` directives in the last user message (see the README table in this file's JSDoc
  * of {@link createMockApp}), or at random with a seeded PRNG via `failureRate`.
  *
- * CLI: `bun scripts/mock_provider.ts [--port N] [--hostname H] [--latency MS] [--jitter MS]
+ * CLI: `bun scripts/start_mock_provider.ts [--port N] [--hostname H] [--latency MS] [--jitter MS]
  * [--failure-rate F] [--failure-status S] [--seed N] [--require-key K] [--no-record]
  * [--quota-requests N [--quota-window MS] [--quota-kind sliding|fixed] [--quota-retry-after S]
  * [--quota-detail one|many|none]] [--daily-quota N] [--token-quota N [--token-window MS]
@@ -20,7 +20,7 @@
 import { type Context, Hono } from "hono";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { mulberry32 } from "../src/_prng.ts";
+import { mulberry32 } from "../../src/_prng.ts";
 import {
   type Api,
   modelRefusal,
@@ -1885,7 +1885,7 @@ function numberArg(name: string, value: string | undefined): number | undefined 
   return n;
 }
 
-async function main(argv: string[]): Promise<void> {
+export async function main(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {

@@ -4,10 +4,10 @@
  * a clock in milliseconds, per-item errors, expired batches, stuck batches and failed ones.
  *
  * {@link createMockBatchApp} is a runtime-agnostic Hono app that also serves the realtime mock
- * of `scripts/mock_provider.ts` (the deadline rescue talks to it); {@link startMockBatch} serves
+ * of `tests/mocks/mock_provider.ts` (the deadline rescue talks to it); {@link startMockBatch} serves
  * it on 127.0.0.1 with `Bun.serve` or `Deno.serve`.
  *
- * CLI: `bun scripts/mock_batch.ts [--port N] [--validating MS] [--running MS] [--finalizing MS]
+ * CLI: `bun scripts/start_mock_batch.ts [--port N] [--validating MS] [--running MS] [--finalizing MS]
  * [--item-error-rate F] [--expire 1,3] [--stuck 2] [--gemini-states BATCH|JOB]` prints
  * `{"url":"http://127.0.0.1:PORT"}` and serves until SIGTERM/SIGINT.
  * @module
@@ -1068,7 +1068,7 @@ function statsOf(state: State): MockBatchStats {
  * `POST /v1beta/models/{model}:batchGenerateContent`, `GET /v1beta/batches`,
  * `GET /v1beta/batches/{id}`, `POST /v1beta/batches/{id}:cancel`, `POST /upload/v1beta/files`
  * (resumable start, then upload+finalize), `GET /download/v1beta/files/{id}:download?alt=media`;
- * and every realtime route of `scripts/mock_provider.ts`.
+ * and every realtime route of `tests/mocks/mock_provider.ts`.
  *
  * @example
  * ```ts
@@ -1136,7 +1136,7 @@ function list(value: string | undefined): number[] | undefined {
   return value === undefined ? undefined : value.split(",").filter(Boolean).map(Number);
 }
 
-async function main(argv: string[]): Promise<void> {
+export async function main(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
