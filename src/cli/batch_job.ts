@@ -23,7 +23,7 @@ import {
   type LiveBatch,
 } from "../batch/batch_progress.ts";
 import { createBatchBackend } from "../batch/create_batch_backend.ts";
-import { activeParts, type Job, parseJob } from "../batch/job.ts";
+import { activeParts, isUnfinished, type Job, parseJob } from "../batch/job.ts";
 import {
   type BatchJobStats,
   PLAN_REJECT_CODES,
@@ -245,7 +245,7 @@ export async function runBatchMode(ctx: BatchRunContext): Promise<number | undef
   }
   const store = fileJobStore(output);
   let job = await store.load();
-  const open = job !== undefined && job.state !== "done" && job.state !== "planning";
+  const open = job !== undefined && isUnfinished(job);
   if (open && !ctx.resume) {
     throw new ConfigError(
       `a batch job (${job!.id}, ${
