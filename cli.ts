@@ -22,7 +22,7 @@ import { OPENAI_DEFAULT_RATE } from "./src/providers/openai.ts";
 import type { Provider } from "./src/providers/provider.ts";
 import { QUOTA_OPTIONS, sharedQuota } from "./src/redis/shared_quota.ts";
 import { connectQuotaStore } from "./src/redis/connection.ts";
-import { runBatch, type RunStats } from "./src/run.ts";
+import { runRealtime, type RunStats } from "./src/run.ts";
 import { providerFetch } from "./src/adapter/runtime.ts";
 import { providerPost } from "./src/adapter/node_http_post.ts";
 import { watchRate } from "./src/cli/rate_check.ts";
@@ -525,7 +525,7 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
     input: inputFile,
     inFlight: () => run.stats.inFlight,
   });
-  const run = runBatch(lines, {
+  const run = runRealtime(lines, {
     provider,
     rate: shared.rate,
     quota: shared.quota,

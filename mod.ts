@@ -8,16 +8,16 @@
  *
  * @example
  * ```ts
- * import { createMockProvider, runBatch } from "./mod.ts";
- * const run = runBatch(ReadableStream.from(['{"prompt":"hello"}']), { provider: createMockProvider(), rate: 10 });
+ * import { createMockProvider, runRealtime } from "./mod.ts";
+ * const run = runRealtime(ReadableStream.from(['{"prompt":"hello"}']), { provider: createMockProvider(), rate: 10 });
  * for await (const result of run.results) console.log(result.record);
  * ```
  * @module
  */
 export {
-  type BatchRun,
-  runBatch,
+  type RealtimeRun,
   type RunOptions,
+  runRealtime,
   type RunRecord,
   type RunStats,
 } from "./src/run.ts";

@@ -18,7 +18,7 @@ import { MemoryJobStore } from "../src/batch/store.ts";
 import { IdSet } from "../src/id_set.ts";
 import { createGeminiProvider } from "../src/providers/gemini.ts";
 import { createOpenAIProvider } from "../src/providers/openai.ts";
-import { runBatch, type RunRecord } from "../src/run.ts";
+import { runRealtime, type RunRecord } from "../src/run.ts";
 import { FakeClock } from "./_fake_clock.ts";
 
 type Json = Record<string, unknown>;
@@ -202,7 +202,7 @@ for (const provider of ["openai", "gemini"] as const) {
     const realtime = provider === "openai"
       ? createOpenAIProvider({ baseUrl: "http://mock/v1", fetch: appFetch(h.mock.app) })
       : createGeminiProvider({ baseUrl: "http://mock", fetch: appFetch(h.mock.app) });
-    const run = runBatch(ReadableStream.from(lines), { provider: realtime, rate: 1000 });
+    const run = runRealtime(ReadableStream.from(lines), { provider: realtime, rate: 1000 });
     const expected: RunRecord[] = [];
     for await (const r of run.results) expected.push(r);
     const byLine = (rs: RunRecord[]) =>

@@ -28,7 +28,7 @@ test("package.json and deno.json export the same subpaths from the same files", 
 
 test("the main entry leaves the internals to their modules", async () => {
   const names = Object.keys(await import("../mod.ts"));
-  expect(names).toContain("runBatch");
+  expect(names).toContain("runRealtime");
   expect(names).toContain("createProvider");
   for (const internal of ["isLoopback", "TextLineStream", "delay", "TOKEN_BURST_SHARE"]) {
     expect(names).not.toContain(internal);

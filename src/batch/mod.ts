@@ -18,8 +18,8 @@
 export {
   type BatchJobOptions,
   type BatchJobStats,
-  type RealtimeOptions,
   type RecordSink,
+  type RescueOptions,
   runBatchJob,
 } from "./run_batch_job.ts";
 export {

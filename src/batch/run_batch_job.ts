@@ -33,7 +33,7 @@ export interface RecordSink {
 }
 
 /** The realtime path used past the deadline: a provider and the realtime run's settings. */
-export type RealtimeOptions =
+export type RescueOptions =
   & { provider: Provider }
   & Pick<RunOptions, "rate" | "tpm" | "retry" | "timeoutMs" | "maxInFlight">;
 
@@ -52,7 +52,7 @@ export interface BatchJobOptions {
   /** Time after the job's start when what batches have not finished goes realtime. */
   deadlineMs?: number;
   /** The realtime path for the deadline rescue. Without it, rescued items fail. */
-  realtime?: RealtimeOptions;
+  realtime?: RescueOptions;
   /** Submissions per item (an expired or cancelled batch's items are sent again). @default 3 */
   maxAttempts?: number;
   /** First wait between polls, ms; grows ×1.5 while nothing changes. @default 5000 */

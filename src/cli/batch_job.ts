@@ -27,7 +27,7 @@ import { activeParts, isUnfinished, type Job, parseJob } from "../batch/job.ts";
 import {
   type BatchJobStats,
   PLAN_REJECT_CODES,
-  type RealtimeOptions,
+  type RescueOptions,
   runBatchJob,
 } from "../batch/run_batch_job.ts";
 import type { JobStore, PartWriter } from "../batch/store.ts";
@@ -220,7 +220,7 @@ export interface BatchRunContext {
   /** Counts a file's non-blank lines (for `--mode auto`). */
   countLines: (file: string) => Promise<number>;
   /** The realtime path for the deadline rescue. */
-  realtime: RealtimeOptions;
+  realtime: RescueOptions;
 }
 
 /**

@@ -9,7 +9,7 @@ import { stream } from "hono/streaming";
 import { type Clock, systemClock } from "../clock.ts";
 import { FirstAnswers } from "../first_answers.ts";
 import type { Provider } from "../providers/provider.ts";
-import { runBatch, type RunStats } from "../run.ts";
+import { runRealtime, type RunStats } from "../run.ts";
 import { Quota } from "../quota.ts";
 import { TextLineStream } from "../text_line_stream.ts";
 import { bearerChecker } from "./_auth.ts";
@@ -421,7 +421,7 @@ export function createApp(options: ServerOptions): Hono {
         },
       }
       : provider;
-    const run = runBatch(lines, {
+    const run = runRealtime(lines, {
       provider: runProvider,
       maxInFlight: runtimeLimit?.maxOpenRequests,
       quota,
