@@ -26,6 +26,7 @@ import { createBatchBackend } from "./src/batch/create_batch_backend.ts";
 import type { BatchManager } from "./src/server/batch_api/batch_manager.ts";
 import type { BatchStorage } from "./src/server/batch_api/storage.ts";
 import { isLoopback } from "./src/server/loopback.ts";
+import { apiError } from "./src/server/api_error.ts";
 
 /** Environment variables, as `process.env` or a Workers `env`. */
 export type Env = Record<string, string | undefined>;
@@ -636,13 +637,6 @@ function processEnv(): Env {
   return {};
 }
 
-function jsonError(status: number, code: string, message: string): Response {
-  return new Response(JSON.stringify({ error: { code, message } }), {
-    status,
-    headers: { "content-type": "application/json" },
-  });
-}
-
 let fromEnv: { app: Hono; token?: string } | undefined;
 
 /**
@@ -659,19 +653,19 @@ export default {
         const config = resolveServerConfig({}, peer.env ?? processEnv());
         fromEnv = { app: buildServerApp(config), token: config.token };
       } catch (error) {
-        return jsonError(
+        return apiError(
           500,
           "server_misconfigured",
           `the server is not configured: ${(error as Error)?.message ?? error}`,
-        );
+        ).getResponse();
       }
     }
     if (fromEnv.token === undefined && !(peer.address !== undefined && isLoopback(peer.address))) {
-      return jsonError(
+      return apiError(
         403,
         "loopback_only",
         "MFT_SERVER_TOKEN is not set, so this server answers loopback clients only",
-      );
+      ).getResponse();
     }
     // deno-lint-ignore no-explicit-any
     return fromEnv.app.fetch(request, peer.env, ctx as any);
