@@ -27,6 +27,7 @@ import type { BatchManager } from "./src/server/batch_api/batch_manager.ts";
 import type { BatchStorage } from "./src/server/batch_api/storage.ts";
 import { isLoopback } from "./src/server/loopback.ts";
 import { apiError } from "./src/server/api_error.ts";
+import { BEARER_TOKEN_CHARS, isBearerToken } from "./src/server/_auth.ts";
 
 /** Environment variables, as `process.env` or a Workers `env`. */
 export type Env = Record<string, string | undefined>;
@@ -202,6 +203,14 @@ function optionalEnv(env: Env, name: string): string | undefined {
   }
 }
 
+/** `MFT_SERVER_TOKEN`, checked: a token clients could not send is a ConfigError at start. */
+function serverToken(token: string | undefined): string | undefined {
+  if (token !== undefined && !isBearerToken(token)) {
+    throw new ConfigError(`MFT_SERVER_TOKEN must be ${BEARER_TOKEN_CHARS}`);
+  }
+  return token;
+}
+
 function batchMode(text: string | undefined, provider: ProviderName): "realtime" | "batch" {
   if (text === undefined || text === "realtime") return "realtime";
   if (text !== "batch") {
@@ -295,7 +304,7 @@ export function resolveServerConfig(flags: ServeFlags, env: Env): ServerConfig {
     ),
     mockLatencyMs: durationMs("--mock-latency", flags["mock-latency"]),
     mockFailureRate,
-    token: env.MFT_SERVER_TOKEN || undefined,
+    token: serverToken(env.MFT_SERVER_TOKEN || undefined),
     dataDir: flags["data-dir"] ?? (optionalEnv(env, "MFT_DATA_DIR") || undefined),
     maxFileBytes: positive(
       "--max-file-bytes",

@@ -478,6 +478,9 @@ test("resolveServerConfig() takes flags over the environment, like run", () => {
     rate: 1000,
   });
   expect(() => resolveServerConfig({}, {})).toThrow(/cannot pick a provider/);
+  // A token no client could send as a bearer token: refused at start, never echoed.
+  expect(() => resolveServerConfig({ provider: "mock" }, { MFT_SERVER_TOKEN: "pa$$word" }))
+    .toThrow(/^MFT_SERVER_TOKEN must be letters, digits and -\._~\+\/ [^$]*$/);
   expect(() => resolveServerConfig({ provider: "openai" }, {})).toThrow(
     /OPENAI_API_KEY is not set/,
   );

@@ -19,6 +19,18 @@ const missing = refuse(
 );
 
 /**
+ * True if `token` can be sent as `Authorization: Bearer <token>`: letters, digits and -._~+/
+ * with `=` padding at the end (RFC 6750's b64token, all that `bearerAuth` takes).
+ */
+export function isBearerToken(token: string): boolean {
+  return /^[A-Za-z0-9._~+/-]+=*$/.test(token);
+}
+
+/** The message when {@linkcode isBearerToken} is false (the token itself is never shown). */
+export const BEARER_TOKEN_CHARS =
+  "letters, digits and -._~+/ with '=' padding at the end (an RFC 6750 bearer token)";
+
+/**
  * Middleware letting through only `Authorization: Bearer <token>`; anything else is a 401
  * `missing_token` (no or another kind of header) or `invalid_token` (another token).
  * @param token The expected token; must not be empty.

@@ -13,7 +13,7 @@ import { runRealtime, type RunStats } from "../run.ts";
 import { Quota } from "../quota.ts";
 import { TextLineStream } from "../text_line_stream.ts";
 import { apiError, onApiError } from "./api_error.ts";
-import { bearerGuard } from "./_auth.ts";
+import { BEARER_TOKEN_CHARS, bearerGuard, isBearerToken } from "./_auth.ts";
 import { browserGuard } from "./_browser_guard.ts";
 import { contentLengthLimit } from "./_body_limit.ts";
 import type { BatchManager } from "./batch_api/batch_manager.ts";
@@ -256,10 +256,9 @@ export function createApp(options: ServerOptions): Hono {
   if (options.token !== undefined && (typeof options.token !== "string" || options.token === "")) {
     throw new TypeError("Expected 'token' to be a non-empty string or undefined");
   }
-  // RFC 6750's b64token, which `bearerAuth` takes: any other token could never be sent back.
-  if (options.token !== undefined && !/^[A-Za-z0-9._~+/-]+=*$/.test(options.token)) {
+  if (options.token !== undefined && !isBearerToken(options.token)) {
     throw new TypeError(
-      "Expected 'token' to be letters, digits and -._~+/ with '=' padding at the end (an RFC 6750 bearer token): the token given has other characters",
+      `Expected 'token' to be ${BEARER_TOKEN_CHARS}: the token given has other characters`,
     );
   }
   const rate = options.rate ?? provider.defaultRate;
