@@ -9,6 +9,7 @@ import * as fs from "node:fs";
 import process from "node:process";
 import { Readable } from "node:stream";
 import { parseArgs } from "node:util";
+import { getRuntimeKey } from "hono/adapter";
 import pkg from "./package.json" with { type: "json" };
 import { isConfigError } from "./src/errors.ts";
 import { type InputFormat, parseLine } from "./src/formats.ts";
@@ -745,7 +746,7 @@ export const BUN_MAX_HTTP_REQUESTS = "65535";
  * Returns the child's exit code, or undefined when no relaunch is needed.
  */
 async function relaunchForBunFetchCap(): Promise<number | undefined> {
-  if (!("Bun" in globalThis) || process.env.BUN_CONFIG_MAX_HTTP_REQUESTS) return undefined;
+  if (getRuntimeKey() !== "bun" || process.env.BUN_CONFIG_MAX_HTTP_REQUESTS) return undefined;
   // A compiled executable sees its own embedded entry ("/$bunfs/...") as argv[1].
   const args = process.argv.slice(process.argv[1]?.includes("$bunfs") ? 2 : 1);
   // Only the commands that open many requests pay for a second process start.
