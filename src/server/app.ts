@@ -77,7 +77,7 @@ export interface ServerOptions {
    * invocation). Each run then keeps at most `maxOpenRequests` provider requests open, so its
    * rate can not pass `maxOpenRequests / latency`; the response says so up front (header
    * `x-mft-runtime-limit`) and the summary with the figures (`runtime_limit`). `null`: none.
-   * @default on Cloudflare Workers (`navigator.userAgent === "Cloudflare-Workers"`)
+   * @default on Cloudflare Workers (Hono's `getRuntimeKey() === "workerd"`)
    *   `{ runtime: "workerd", maxOpenRequests: 6 }`, elsewhere none
    */
   runtimeLimit?: RuntimeLimit | null;
