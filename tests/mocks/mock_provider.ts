@@ -20,7 +20,6 @@
 import { type Context, Hono } from "hono";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { type Api, modelRefusal, realBody, realStatus } from "./_mock_real.ts";
 import { baseLatency, type Outcome, type Plan, plan, resetResponse } from "./provider/faults.ts";
 import {
   type Dialect,
@@ -48,6 +47,7 @@ import {
   release,
   tokenCost,
 } from "./provider/quotas.ts";
+import { type Api, modelRefusal, realBody, realStatus } from "./provider/real_answers.ts";
 import {
   createState,
   type Host,

@@ -3,7 +3,7 @@
  * failures and latency, and the `reset` fault's response.
  * @module
  */
-import { REAL_ANSWERS, type RealName, type RealOutcome } from "../_mock_real.ts";
+import { REAL_ANSWERS, type RealName, type RealOutcome } from "./real_answers.ts";
 import type { Extracted } from "./formats.ts";
 import type { Host, MockState } from "./state.ts";
 
