@@ -134,7 +134,7 @@ export {
   createGeminiProvider,
   GEMINI_DEFAULT_MODEL,
   GEMINI_DEFAULT_RATE,
-} from "./src/providers/gemini.ts";
+} from "./src/providers/gemini/realtime.ts";
 export {
   createMockProvider,
   MOCK_DEFAULT_RATE,
@@ -145,5 +145,5 @@ export {
   createOpenAIProvider,
   OPENAI_DEFAULT_MODEL,
   OPENAI_DEFAULT_RATE,
-} from "./src/providers/openai.ts";
+} from "./src/providers/openai/realtime.ts";
 export type { HttpProviderOptions, Provider, SendOptions } from "./src/providers/provider.ts";

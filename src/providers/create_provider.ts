@@ -5,9 +5,9 @@
 import * as v from "valibot";
 import type { Clock } from "../clock.ts";
 import { ConfigError } from "../errors.ts";
-import { createGeminiProvider } from "./gemini.ts";
+import { createGeminiProvider } from "./gemini/realtime.ts";
 import { createMockProvider } from "./mock.ts";
-import { createOpenAIProvider } from "./openai.ts";
+import { createOpenAIProvider } from "./openai/realtime.ts";
 import type { HttpPost, Provider } from "./provider.ts";
 
 /** Provider names. */

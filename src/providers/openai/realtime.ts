@@ -3,11 +3,11 @@
  * `baseUrl`.
  * @module
  */
-import { chatToOpenAI, geminiToChat, toGenerateContentResponse } from "../convert.ts";
-import type { FailureInfo } from "../errors.ts";
-import { openAIFinishReason } from "../finish_reason.ts";
-import type { ProviderResponse, RequestItem, Usage } from "../formats.ts";
-import { parseRateLimitHeaders } from "../rate_limit_headers.ts";
+import { chatToOpenAI, geminiToChat, toGenerateContentResponse } from "../../convert.ts";
+import type { FailureInfo } from "../../errors.ts";
+import { openAIFinishReason } from "../../finish_reason.ts";
+import type { ProviderResponse, RequestItem, Usage } from "../../formats.ts";
+import { parseRateLimitHeaders } from "../../rate_limit_headers.ts";
 import {
   classifyByStatus,
   createPost,
@@ -18,9 +18,9 @@ import {
   postJson,
   type Provider,
   type SendOptions,
-} from "./provider.ts";
-import { adaptOpenAIBody } from "./openai_params.ts";
-import { estimateRequestTokens, type TokenEstimate } from "../tokens.ts";
+} from "../provider.ts";
+import { adaptOpenAIBody } from "./params.ts";
+import { estimateRequestTokens, type TokenEstimate } from "../../tokens.ts";
 
 /** OpenAI's API. */
 export const OPENAI_BASE_URL = "https://api.openai.com/v1";

@@ -4,15 +4,15 @@
  * @module
  */
 import * as v from "valibot";
-import { chatToOpenAI, geminiToChat } from "../convert.ts";
-import type { ProviderResponse, RequestItem } from "../formats.ts";
+import { chatToOpenAI, geminiToChat } from "../../convert.ts";
+import type { ProviderResponse, RequestItem } from "../../formats.ts";
 import {
   classifyOpenAI,
   OPENAI_BASE_URL,
   OPENAI_DEFAULT_MODEL,
   openAIResponse,
-} from "../providers/openai.ts";
-import { createClient, type HttpProviderOptions, joinUrl } from "../providers/provider.ts";
+} from "./realtime.ts";
+import { createClient, type HttpProviderOptions, joinUrl } from "../provider.ts";
 import type {
   BatchBackend,
   BatchCounts,
@@ -23,8 +23,8 @@ import type {
   CallOptions,
   EncodedItem,
   RemoteBatch,
-} from "./backend.ts";
-import { call, callJson, type HttpContext, parseObject, responseLines } from "./_http.ts";
+} from "../../batch/backend.ts";
+import { call, callJson, type HttpContext, parseObject, responseLines } from "../../batch/_http.ts";
 
 /**
  * OpenAI's limits are 50,000 requests and 200 MB per input file; we stay a little under the
@@ -120,7 +120,7 @@ function remote(b: OpenAIBatchObject): RemoteBatch {
  *
  * @example
  * ```ts
- * import { createOpenAIBatchBackend } from "./openai_batch.ts";
+ * import { createOpenAIBatchBackend } from "./batch.ts";
  * const backend = createOpenAIBatchBackend({ apiKey: "sk-…" });
  * backend.limits.maxItems; // 50000
  * ```

@@ -6,15 +6,15 @@
  * @module
  */
 import * as v from "valibot";
-import { chatToGemini, openAIBodyToChat } from "../convert.ts";
-import type { ProviderResponse, RequestItem } from "../formats.ts";
+import { chatToGemini, openAIBodyToChat } from "../../convert.ts";
+import type { ProviderResponse, RequestItem } from "../../formats.ts";
 import {
   classifyGemini,
   GEMINI_BASE_URL,
   GEMINI_DEFAULT_MODEL,
   geminiResponse,
-} from "../providers/gemini.ts";
-import { createClient, type HttpProviderOptions } from "../providers/provider.ts";
+} from "./realtime.ts";
+import { createClient, type HttpProviderOptions } from "../provider.ts";
 import type {
   BatchBackend,
   BatchInput,
@@ -24,8 +24,8 @@ import type {
   CallOptions,
   EncodedItem,
   RemoteBatch,
-} from "./backend.ts";
-import { call, callJson, type HttpContext, parseObject, responseLines } from "./_http.ts";
+} from "../../batch/backend.ts";
+import { call, callJson, type HttpContext, parseObject, responseLines } from "../../batch/_http.ts";
 
 /**
  * Gemini documents no request-count limit and a 2 GB input file; 50,000 items per batch keeps a
@@ -222,7 +222,7 @@ function readItem(value: unknown, fallbackKey: string | undefined): BatchResult 
  *
  * @example
  * ```ts
- * import { createGeminiBatchBackend } from "./gemini_batch.ts";
+ * import { createGeminiBatchBackend } from "./batch.ts";
  * const backend = createGeminiBatchBackend({ apiKey: "AIza…" });
  * backend.name; // "gemini"
  * ```

@@ -3,12 +3,12 @@
  * quota ids out of error details.
  * @module
  */
-import { chatToGemini, openAIBodyToChat, toChatCompletion } from "../convert.ts";
-import type { FailureInfo } from "../errors.ts";
-import { fromGeminiFinishReason } from "../finish_reason.ts";
-import type { ProviderResponse, RequestItem, Usage } from "../formats.ts";
-import { parseDuration } from "../retry.ts";
-import { estimateRequestTokens, type TokenEstimate } from "../tokens.ts";
+import { chatToGemini, openAIBodyToChat, toChatCompletion } from "../../convert.ts";
+import type { FailureInfo } from "../../errors.ts";
+import { fromGeminiFinishReason } from "../../finish_reason.ts";
+import type { ProviderResponse, RequestItem, Usage } from "../../formats.ts";
+import { parseDuration } from "../../retry.ts";
+import { estimateRequestTokens, type TokenEstimate } from "../../tokens.ts";
 import {
   classifyByStatus,
   createPost,
@@ -19,7 +19,7 @@ import {
   postJson,
   type Provider,
   type SendOptions,
-} from "./provider.ts";
+} from "../provider.ts";
 
 /** Gemini API host. */
 export const GEMINI_BASE_URL = "https://generativelanguage.googleapis.com";
