@@ -129,8 +129,8 @@ export {
   type ProviderName,
   PROVIDERS,
 } from "./src/providers/create_provider.ts";
+export { classifyGemini } from "./src/providers/gemini/classify.ts";
 export {
-  classifyGemini,
   createGeminiProvider,
   GEMINI_DEFAULT_MODEL,
   GEMINI_DEFAULT_RATE,
@@ -140,8 +140,8 @@ export {
   MOCK_DEFAULT_RATE,
   type MockProviderOptions,
 } from "./src/providers/mock.ts";
+export { classifyOpenAI } from "./src/providers/openai/classify.ts";
 export {
-  classifyOpenAI,
   createOpenAIProvider,
   OPENAI_DEFAULT_MODEL,
   OPENAI_DEFAULT_RATE,

@@ -8,12 +8,8 @@
 import * as v from "valibot";
 import { chatToGemini, openAIBodyToChat } from "../../convert.ts";
 import type { ProviderResponse, RequestItem } from "../../formats.ts";
-import {
-  classifyGemini,
-  GEMINI_BASE_URL,
-  GEMINI_DEFAULT_MODEL,
-  geminiResponse,
-} from "./realtime.ts";
+import { classifyGemini, geminiResponse } from "./classify.ts";
+import { GEMINI_BASE_URL, GEMINI_DEFAULT_MODEL } from "./realtime.ts";
 import { createClient, type HttpProviderOptions } from "../provider.ts";
 import type {
   BatchBackend,

@@ -6,12 +6,8 @@
 import * as v from "valibot";
 import { chatToOpenAI, geminiToChat } from "../../convert.ts";
 import type { ProviderResponse, RequestItem } from "../../formats.ts";
-import {
-  classifyOpenAI,
-  OPENAI_BASE_URL,
-  OPENAI_DEFAULT_MODEL,
-  openAIResponse,
-} from "./realtime.ts";
+import { classifyOpenAI, openAIResponse } from "./classify.ts";
+import { OPENAI_BASE_URL, OPENAI_DEFAULT_MODEL } from "./realtime.ts";
 import { createClient, type HttpProviderOptions, joinUrl } from "../provider.ts";
 import type {
   BatchBackend,
