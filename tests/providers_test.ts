@@ -17,7 +17,7 @@ import { createGeminiProvider } from "../src/providers/gemini/realtime.ts";
 import { classifyOpenAI, openAIResponse } from "../src/providers/openai/classify.ts";
 import { createOpenAIProvider } from "../src/providers/openai/realtime.ts";
 import { adaptOpenAIBody, isReasoningModel } from "../src/providers/openai/params.ts";
-import { redact } from "../src/providers/provider.ts";
+import { redact } from "../src/providers/http.ts";
 
 const DIR = path.join(import.meta.dir, "fixtures", "providers");
 

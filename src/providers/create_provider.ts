@@ -8,7 +8,8 @@ import { ConfigError } from "../errors.ts";
 import { createGeminiProvider } from "./gemini/realtime.ts";
 import { createMockProvider } from "./mock.ts";
 import { createOpenAIProvider } from "./openai/realtime.ts";
-import type { HttpPost, Provider } from "./provider.ts";
+import type { HttpPost } from "./http.ts";
+import type { Provider } from "./provider.ts";
 
 /** Provider names. */
 export const PROVIDERS = ["gemini", "openai", "mock"] as const;

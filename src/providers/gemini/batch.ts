@@ -10,7 +10,7 @@ import { chatToGemini, openAIBodyToChat } from "../../convert.ts";
 import type { ProviderResponse, RequestItem } from "../../formats.ts";
 import { classifyGemini, geminiResponse } from "./classify.ts";
 import { GEMINI_BASE_URL, GEMINI_DEFAULT_MODEL } from "./realtime.ts";
-import { createClient, type HttpProviderOptions } from "../provider.ts";
+import type { HttpProviderOptions } from "../provider.ts";
 import type {
   BatchBackend,
   BatchInput,
@@ -21,7 +21,7 @@ import type {
   EncodedItem,
   RemoteBatch,
 } from "../../batch/backend.ts";
-import { call, callJson, type HttpContext, parseObject, responseLines } from "../../batch/_http.ts";
+import { call, callJson, createHttpContext, parseObject, responseLines } from "../http.ts";
 
 /**
  * Gemini documents no request-count limit and a 2 GB input file; 50,000 items per batch keeps a
@@ -234,12 +234,7 @@ export function createGeminiBatchBackend(options: GeminiBatchOptions = {}): Batc
   const findPages = options.findPages ?? 10;
   const headers: Record<string, string> = { ...options.headers };
   if (options.apiKey) headers["x-goog-api-key"] = options.apiKey;
-  const ctx: HttpContext = {
-    client: createClient(options),
-    headers,
-    apiKey: options.apiKey,
-    classify: classifyGemini,
-  };
+  const ctx = createHttpContext(options, headers, classifyGemini);
   /** `batches/abc` → `{root}/batches/abc`, each segment escaped. */
   const resource = (name: string) =>
     `${root}/${name.split("/").map((s) => encodeURIComponent(s)).join("/")}`;

@@ -9,7 +9,7 @@ import type { FailureInfo } from "../../errors.ts";
 import { fromGeminiFinishReason } from "../../finish_reason.ts";
 import type { ProviderResponse, RequestItem, Usage } from "../../formats.ts";
 import { parseDuration } from "../../retry.ts";
-import { classifyByStatus, failureMessage } from "../provider.ts";
+import { classifyByStatus, failureMessage } from "../http.ts";
 
 type Detail = {
   "@type"?: string;

@@ -6,12 +6,10 @@
 import { chatToGemini, openAIBodyToChat } from "../../convert.ts";
 import type { ProviderResponse, RequestItem } from "../../formats.ts";
 import { estimateRequestTokens, type TokenEstimate } from "../../tokens.ts";
+import { createPost, joinUrl, postJson } from "../http.ts";
 import {
-  createPost,
   type HttpProviderOptions,
-  joinUrl,
   noTextFailure,
-  postJson,
   type Provider,
   type SendOptions,
 } from "../provider.ts";

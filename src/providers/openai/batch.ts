@@ -8,7 +8,7 @@ import { chatToOpenAI, geminiToChat } from "../../convert.ts";
 import type { ProviderResponse, RequestItem } from "../../formats.ts";
 import { classifyOpenAI, openAIResponse } from "./classify.ts";
 import { OPENAI_BASE_URL, OPENAI_DEFAULT_MODEL } from "./realtime.ts";
-import { createClient, type HttpProviderOptions, joinUrl } from "../provider.ts";
+import type { HttpProviderOptions } from "../provider.ts";
 import type {
   BatchBackend,
   BatchCounts,
@@ -20,7 +20,7 @@ import type {
   EncodedItem,
   RemoteBatch,
 } from "../../batch/backend.ts";
-import { call, callJson, type HttpContext, parseObject, responseLines } from "../../batch/_http.ts";
+import { call, callJson, createHttpContext, joinUrl, parseObject, responseLines } from "../http.ts";
 
 /**
  * OpenAI's limits are 50,000 requests and 200 MB per input file; we stay a little under the
@@ -128,12 +128,7 @@ export function createOpenAIBatchBackend(options: OpenAIBatchOptions = {}): Batc
   const findPages = options.findPages ?? 10;
   const headers: Record<string, string> = { ...options.headers };
   if (options.apiKey) headers.authorization = `Bearer ${options.apiKey}`;
-  const ctx: HttpContext = {
-    client: createClient(options),
-    headers,
-    apiKey: options.apiKey,
-    classify: classifyOpenAI,
-  };
+  const ctx = createHttpContext(options, headers, classifyOpenAI);
   const url = (path: string) => joinUrl(base, path);
 
   async function* fileLines(id: string, signal?: AbortSignal): AsyncIterable<string> {

@@ -8,7 +8,7 @@ import { toGenerateContentResponse } from "../../convert.ts";
 import type { FailureInfo } from "../../errors.ts";
 import { openAIFinishReason } from "../../finish_reason.ts";
 import type { ProviderResponse, RequestItem, Usage } from "../../formats.ts";
-import { classifyByStatus, failureMessage } from "../provider.ts";
+import { classifyByStatus, failureMessage } from "../http.ts";
 
 /**
  * Reads an OpenAI error body, also the shapes of OpenAI-compatible servers (vLLM's top-level

@@ -6,12 +6,10 @@
 import { chatToOpenAI, geminiToChat } from "../../convert.ts";
 import type { ProviderResponse, RequestItem } from "../../formats.ts";
 import { parseRateLimitHeaders } from "../../rate_limit_headers.ts";
+import { createPost, joinUrl, postJson } from "../http.ts";
 import {
-  createPost,
   type HttpProviderOptions,
-  joinUrl,
   noTextFailure,
-  postJson,
   type Provider,
   type SendOptions,
 } from "../provider.ts";
