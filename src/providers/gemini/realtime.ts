@@ -3,7 +3,6 @@
  * is read in `./classify.ts`.
  * @module
  */
-import { chatToGemini, openAIBodyToChat } from "../../convert.ts";
 import type { ProviderResponse, RequestItem } from "../../formats.ts";
 import { estimateRequestTokens, type TokenEstimate } from "../../tokens.ts";
 import { createPost, joinUrl, postJson } from "../http.ts";
@@ -14,6 +13,7 @@ import {
   type SendOptions,
 } from "../provider.ts";
 import { classifyGemini, geminiResponse } from "./classify.ts";
+import { geminiHeaders, geminiRequest } from "./request.ts";
 
 /** Gemini API host. */
 export const GEMINI_BASE_URL = "https://generativelanguage.googleapis.com";
@@ -29,30 +29,11 @@ export function createGeminiProvider(options: HttpProviderOptions = {}): Provide
   const root = /\/v1(beta)?\/?$/.test(base) ? base : joinUrl(base, "v1beta");
   const defaultModel = options.model ?? GEMINI_DEFAULT_MODEL;
   const client = createPost(options);
-  const headers: Record<string, string> = { ...options.headers };
-  if (options.apiKey) headers["x-goog-api-key"] = options.apiKey;
+  const headers = geminiHeaders(options);
   /** The request exactly as it is sent, and the model it goes to. */
   const build = (item: RequestItem): { request: Record<string, unknown>; model: string } => {
-    let request: Record<string, unknown>;
-    let model = defaultModel;
-    if (item.format === "gemini-batch") {
-      const { model: lineModel, ...rest } = item.request;
-      request = rest;
-      if (typeof lineModel === "string") model = lineModel;
-    } else if (item.format === "simple") {
-      request = chatToGemini(item.chat);
-      if (item.chat.model) model = item.chat.model;
-    } else {
-      if (item.url !== "/v1/chat/completions") {
-        throw new TypeError(
-          `line ${item.line}: Gemini cannot serve ${item.url}; use --provider openai`,
-        );
-      }
-      const chat = openAIBodyToChat(item.body);
-      request = chatToGemini(chat);
-      if (chat.model) model = chat.model;
-    }
-    return { request, model: model.replace(/^models\//, "") };
+    const { request, model } = geminiRequest(item);
+    return { request, model: (model ?? defaultModel).replace(/^models\//, "") };
   };
   return {
     name: "gemini",

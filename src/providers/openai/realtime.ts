@@ -3,7 +3,6 @@
  * `baseUrl`.
  * @module
  */
-import { chatToOpenAI, geminiToChat } from "../../convert.ts";
 import type { ProviderResponse, RequestItem } from "../../formats.ts";
 import { parseRateLimitHeaders } from "../../rate_limit_headers.ts";
 import { createPost, joinUrl, postJson } from "../http.ts";
@@ -15,6 +14,7 @@ import {
 } from "../provider.ts";
 import { classifyOpenAI, openAIResponse } from "./classify.ts";
 import { adaptOpenAIBody } from "./params.ts";
+import { openAIHeaders, openAIRequest } from "./request.ts";
 import { estimateRequestTokens, type TokenEstimate } from "../../tokens.ts";
 
 /** OpenAI's API. */
@@ -38,8 +38,7 @@ export function createOpenAIProvider(options: HttpProviderOptions = {}): Provide
   const base = options.baseUrl ?? OPENAI_BASE_URL;
   const model = options.model ?? OPENAI_DEFAULT_MODEL;
   const client = createPost(options);
-  const headers: Record<string, string> = { ...options.headers };
-  if (options.apiKey) headers.authorization = `Bearer ${options.apiKey}`;
+  const headers = openAIHeaders(options);
   const openAIHost = isOpenAIHost(base);
   const warned = new Set<string>();
   const onDrop = (param: string, model: string, value: unknown) => {
@@ -53,16 +52,10 @@ export function createOpenAIProvider(options: HttpProviderOptions = {}): Provide
   };
   /** The request exactly as it is sent: its path and body. */
   const build = (item: RequestItem): { path: string; body: Record<string, unknown> } => {
-    let path = "/chat/completions";
-    let body: Record<string, unknown>;
-    if (item.format === "openai-batch") {
-      path = item.url.replace(/^\/v1/, "");
-      body = item.body.model === undefined ? { ...item.body, model } : item.body;
-    } else if (item.format === "simple") {
-      body = chatToOpenAI(item.chat, model);
-    } else {
-      body = chatToOpenAI(geminiToChat(item.request), model);
-    }
+    const request = openAIRequest(item, model);
+    // The base URL includes the version.
+    const path = request.path.replace(/^\/v1/, "");
+    let body = request.body;
     if (path === "/chat/completions") body = adaptOpenAIBody(body, { openAIHost, onDrop });
     return { path, body };
   };
