@@ -129,21 +129,21 @@ export {
   type ProviderName,
   PROVIDERS,
 } from "./src/providers/create_provider.ts";
+export { classifyGemini } from "./src/providers/gemini/classify.ts";
 export {
-  classifyGemini,
   createGeminiProvider,
   GEMINI_DEFAULT_MODEL,
   GEMINI_DEFAULT_RATE,
-} from "./src/providers/gemini.ts";
+} from "./src/providers/gemini/realtime.ts";
 export {
   createMockProvider,
   MOCK_DEFAULT_RATE,
   type MockProviderOptions,
 } from "./src/providers/mock.ts";
+export { classifyOpenAI } from "./src/providers/openai/classify.ts";
 export {
-  classifyOpenAI,
   createOpenAIProvider,
   OPENAI_DEFAULT_MODEL,
   OPENAI_DEFAULT_RATE,
-} from "./src/providers/openai.ts";
+} from "./src/providers/openai/realtime.ts";
 export type { HttpProviderOptions, Provider, SendOptions } from "./src/providers/provider.ts";

@@ -33,7 +33,7 @@ export {
   GEMINI_INLINE_MAX_BYTES,
   type GeminiBatchOptions,
   geminiState,
-} from "./gemini_batch.ts";
+} from "../providers/gemini/batch.ts";
 export {
   activeParts,
   isUnfinished,
@@ -48,7 +48,7 @@ export {
   createOpenAIBatchBackend,
   OPENAI_BATCH_LIMITS,
   type OpenAIBatchOptions,
-} from "./openai_batch.ts";
+} from "../providers/openai/batch.ts";
 export {
   BATCH_PRICE_FACTOR,
   type BatchJobOptions,
