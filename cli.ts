@@ -17,9 +17,9 @@ import { formatDuration, msToMidnightPacific, parseDurationMs } from "./src/dura
 import { IdSet } from "./src/id_set.ts";
 import { finished, progressLine, RateMeter, summaryLines } from "./src/progress.ts";
 import { createProvider, type ProviderName, PROVIDERS } from "./src/providers/create_provider.ts";
-import { GEMINI_DEFAULT_RATE } from "./src/providers/gemini.ts";
+import { GEMINI_DEFAULT_RATE } from "./src/providers/gemini/realtime.ts";
 import { MOCK_DEFAULT_RATE } from "./src/providers/mock.ts";
-import { OPENAI_DEFAULT_RATE } from "./src/providers/openai.ts";
+import { OPENAI_DEFAULT_RATE } from "./src/providers/openai/realtime.ts";
 import type { Provider } from "./src/providers/provider.ts";
 import { QUOTA_OPTIONS, sharedQuota } from "./src/redis/shared_quota.ts";
 import { connectQuotaStore } from "./src/redis/connection.ts";

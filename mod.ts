@@ -28,8 +28,8 @@ export {
   type ProviderName,
   PROVIDERS,
 } from "./src/providers/create_provider.ts";
-export { createGeminiProvider } from "./src/providers/gemini.ts";
-export { createOpenAIProvider } from "./src/providers/openai.ts";
+export { createGeminiProvider } from "./src/providers/gemini/realtime.ts";
+export { createOpenAIProvider } from "./src/providers/openai/realtime.ts";
 export { createMockProvider, type MockProviderOptions } from "./src/providers/mock.ts";
 export type { HttpProviderOptions, Provider, SendOptions } from "./src/providers/provider.ts";
 export type {

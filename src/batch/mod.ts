@@ -27,8 +27,8 @@ export {
   type BatchBackendConfig,
   createBatchBackend,
 } from "./create_batch_backend.ts";
-export { createGeminiBatchBackend, type GeminiBatchOptions } from "./gemini_batch.ts";
-export { createOpenAIBatchBackend, type OpenAIBatchOptions } from "./openai_batch.ts";
+export { createGeminiBatchBackend, type GeminiBatchOptions } from "../providers/gemini/batch.ts";
+export { createOpenAIBatchBackend, type OpenAIBatchOptions } from "../providers/openai/batch.ts";
 export {
   type BatchBackend,
   type BatchCounts,

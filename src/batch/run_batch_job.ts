@@ -153,7 +153,7 @@ export const PLAN_REJECT_CODES: ReadonlySet<string> = new Set([
  * @example
  * ```ts ignore
  * import { runBatchJob } from "./run_batch_job.ts";
- * import { createOpenAIBatchBackend } from "./openai_batch.ts";
+ * import { createOpenAIBatchBackend } from "../providers/openai/batch.ts";
  * import { MemoryJobStore } from "./store.ts";
  * const records = [];
  * const stats = await runBatchJob(ReadableStream.from(['{"prompt":"hi"}']), {
