@@ -10,7 +10,7 @@ import { IdSet } from "../id_set.ts";
 import type { RunRecord } from "../run.ts";
 import type { BatchBackend } from "./backend.ts";
 import { isUnfinished, type Job, type Part } from "./job.ts";
-import type { BatchJobOptions, BatchJobStats, RecordSink } from "./run_batch_job.ts";
+import type { BatchJobOptions, BatchJobStats, RecordSink } from "./job_types.ts";
 import type { JobStore } from "./store.ts";
 
 /** Input lines of a batch job. */

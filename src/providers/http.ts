@@ -12,7 +12,33 @@ import { type FailureInfo, ProviderError } from "../errors.ts";
 import { parseRateLimitHeaders } from "../rate_limit_headers.ts";
 import { isRetryableStatus, parseRetryAfter } from "../retry.ts";
 import { TextLineStream } from "../text_line_stream.ts";
-import type { HttpProviderOptions } from "./provider.ts";
+
+/** Options shared by the HTTP adapters. */
+export interface HttpProviderOptions {
+  /** API key. Sent only in a header, never in a URL, and scrubbed from every error message. */
+  apiKey?: string;
+  /** Base URL of the API. */
+  baseUrl?: string;
+  /** Model when a line names none. */
+  model?: string;
+  /** Per-request timeout in ms. @default 120000 */
+  timeoutMs?: number;
+  /** The fetch to use. @default globalThis.fetch */
+  fetch?: typeof fetch;
+  /**
+   * Sends the adapters' requests instead of ky and `fetch`, for a runtime whose fetch costs too
+   * much CPU per request to hold a high rate (the CLI's on Node: `nodeHttpPost` in src/adapter/node_http_post.ts).
+   * @default ky over `fetch`
+   */
+  post?: HttpPost;
+  /** Extra headers on every request (for example to tag requests for a test server). */
+  headers?: Record<string, string>;
+  /**
+   * Told once per kind of change when the adapter adapts a request to what the model takes
+   * (e.g. drops `temperature` for an OpenAI reasoning model). @default no warnings
+   */
+  onWarning?: (message: string) => void;
+}
 
 /** Per-request timeout when the options set none. */
 const DEFAULT_TIMEOUT_MS = 120_000;

@@ -1,13 +1,14 @@
 /**
- * The provider adapter contract, the options of the HTTP adapters and batch backends, and the
- * failure of an answer without text. Their HTTP (ky or a runtime's {@linkcode HttpPost},
- * timeouts, network errors, redaction) is in `./http.ts`.
+ * The provider adapter contract and the failure of an answer without text. The HTTP adapters'
+ * options and their HTTP (ky or a runtime's `HttpPost`, timeouts, network errors, redaction) are
+ * in `./http.ts`.
  * @module
  */
 import { ProviderError } from "../errors.ts";
 import type { ProviderResponse, RequestItem } from "../formats.ts";
 import type { TokenEstimate } from "../tokens.ts";
-import type { HttpPost } from "./http.ts";
+
+export type { HttpProviderOptions } from "./http.ts";
 
 /** Options for {@linkcode Provider.send}. */
 export interface SendOptions {
@@ -34,33 +35,6 @@ export interface Provider {
    * plus max tokens) applies.
    */
   estimate?(item: RequestItem): TokenEstimate;
-}
-
-/** Options shared by the HTTP adapters. */
-export interface HttpProviderOptions {
-  /** API key. Sent only in a header, never in a URL, and scrubbed from every error message. */
-  apiKey?: string;
-  /** Base URL of the API. */
-  baseUrl?: string;
-  /** Model when a line names none. */
-  model?: string;
-  /** Per-request timeout in ms. @default 120000 */
-  timeoutMs?: number;
-  /** The fetch to use. @default globalThis.fetch */
-  fetch?: typeof fetch;
-  /**
-   * Sends the adapters' requests instead of ky and `fetch`, for a runtime whose fetch costs too
-   * much CPU per request to hold a high rate (the CLI's on Node: `nodeHttpPost` in src/adapter/node_http_post.ts).
-   * @default ky over `fetch`
-   */
-  post?: HttpPost;
-  /** Extra headers on every request (for example to tag requests for a test server). */
-  headers?: Record<string, string>;
-  /**
-   * Told once per kind of change when the adapter adapts a request to what the model takes
-   * (e.g. drops `temperature` for an OpenAI reasoning model). @default no warnings
-   */
-  onWarning?: (message: string) => void;
 }
 
 /**
