@@ -19,6 +19,20 @@ export const STRAY_RUN = 3;
 export const STRAY_SHARE = 0.25;
 /** Share of 429s among the last second's answers at which the rate stops climbing. */
 export const HOLD_SHARE = 0.03;
+/**
+ * Once a quota signal was seen, the share of the last second's answers that, when 429s that say
+ * nothing, is another: the quota's 429s are known to name nothing.
+ */
+export const KNOWN_STRAY_SHARE = 0.05;
+/**
+ * Share of the rate the provider admitted at a signal above which the signal is the edge of the
+ * quota, just crossed (not a rate far above it): the slow-down is then {@linkcode EDGE_CUT}.
+ */
+export const EDGE_ADMITTED = 0.9;
+/** Slow-down at the edge of the quota: to this share of the rate. */
+export const EDGE_CUT = 0.97;
+/** How often `"auto"` doubles its rate until the first quota signal, ms. */
+export const SLOW_START_EVERY_MS = 250;
 
 /** Options for {@linkcode RateController}. */
 export interface RateControllerOptions {
@@ -191,10 +205,18 @@ export class RateController {
     }
     if (now < this.#cooldownUntil) return { quotaSignal: true };
     const admitted = this.admittedRate(now);
-    const target = admitted > 0 ? admitted * 0.95 : rate * 0.5;
-    const next = Math.max(this.#minRate, rate * 0.5, Math.min(rate * 0.95, target));
-    // Nothing admitted lately (a pause, a stall): no estimate of the quota to be careful near.
-    this.#estimate = admitted > 0 ? Math.min(rate, Math.max(admitted, next)) : Infinity;
+    let next: number;
+    if (!this.#paced && admitted >= EDGE_ADMITTED * rate) {
+      // The provider admitted (nearly) all of the rate: it just crossed the quota's edge. Back off
+      // a little; the quota is about the rate that drew the 429.
+      next = Math.max(this.#minRate, rate * EDGE_CUT);
+      this.#estimate = rate;
+    } else {
+      const target = admitted > 0 ? admitted * 0.95 : rate * 0.5;
+      next = Math.max(this.#minRate, rate * 0.5, Math.min(rate * 0.95, target));
+      // Nothing admitted lately (a pause, a stall): no estimate of the quota to be careful near.
+      this.#estimate = admitted > 0 ? Math.min(rate, Math.max(admitted, next)) : Infinity;
+    }
     this.#estimateAt = now;
     this.#paced = false;
     this.#cooldownUntil = now + SLOWDOWN_COOLDOWN_MS;
@@ -203,10 +225,14 @@ export class RateController {
     return { quotaSignal: true, slowdown: { rate: next, cooldownMs: SLOWDOWN_COOLDOWN_MS } };
   }
 
-  /** True when 429s that say nothing are a large share of the last second's answers. */
+  /**
+   * True when 429s that say nothing are a large share of the last second's answers: a quarter,
+   * or 5 % once a quota signal was seen.
+   */
   #refusedShare(): boolean {
     const refused = this.#refused.length;
-    return refused >= 2 && refused >= STRAY_SHARE * (refused + this.#admitted.length);
+    const share = this.#slowedDown ? KNOWN_STRAY_SHARE : STRAY_SHARE;
+    return refused >= 2 && refused >= share * (refused + this.#admitted.length);
   }
 
   /**
@@ -247,7 +273,7 @@ export class RateController {
    * rate is what holds the run back.
    */
   increase(now: number, rate: number, saturated: boolean): number | undefined {
-    const every = this.#slowStart ? 500 : 1000;
+    const every = this.#slowStart ? SLOW_START_EVERY_MS : 1000;
     if (now - this.#lastIncreaseAt < every || now < this.#cooldownUntil) return undefined;
     this.#lastIncreaseAt = now;
     if (rate >= this.#ceiling || !saturated) return undefined;
@@ -266,7 +292,7 @@ export class RateController {
     const ref = fresh ? this.#estimate : Math.max(rate, Math.min(this.#ceiling, rate * 2));
     const step = rate < ref * 0.95 || !fresh
       ? Math.max(0.05, ref * 0.05)
-      : Math.max(0.02, ref * 0.01);
+      : Math.max(0.02, ref * 0.005);
     return Math.min(this.#ceiling, rate + step);
   }
 
