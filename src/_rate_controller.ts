@@ -73,19 +73,21 @@ export function saysQuotaSpent(info: FailureInfo): boolean {
  * slow-down took effect says nothing new and is ignored.
  *
  * - A quota signal is a 429 that says the quota is spent, or the third 429 in a row with no
- *   success between, or 429s making a quarter of the last second's answers (a stray 429, a 500
- *   or a 503 is not one).
+ *   success between, or 429s making a quarter of the last second's answers (5 % once a signal
+ *   was seen: that quota's 429s name nothing); a stray 429, a 500 or a 503 is not one.
  * - On a signal: one slow-down to 95 % of the rate the provider admitted over the last second
  *   (sends not refused, or answers other than 429 if more: items failing for other reasons
- *   were admitted too). Nobody pauses: only the refused request waits for its hint.
+ *   were admitted too). When it admitted 90 % of the rate or more, the rate only just crossed
+ *   the quota's edge: 97 % of the rate, which is then the estimate. Nobody pauses: only the
+ *   refused request waits for its hint.
  * - Two consecutive sends refused after a slow-down: the quota is spent until the hint. Pause
  *   everyone until then. When the refusals' hints ran to one instant (a fixed window) twice in
  *   a row, at least a second apart, pace at 97 % of what one window admitted, and do not climb
  *   above that pace for 30 s.
  * - Climb back once a second while saturated: fast (5 % of the estimate) below 95 % of the
- *   quota estimate, 1 % near or above it, fast (5 % of twice the rate) without an estimate or
- *   once it is 10 s old. No climb while 429s are 3 % or more of the last second's answers. `"auto"` doubles
- *   every 500 ms until the first quota signal.
+ *   quota estimate, 0.5 % near or above it, fast (5 % of twice the rate) without an estimate or
+ *   once it is 10 s old. No climb while 429s are 3 % or more of the last second's answers.
+ *   `"auto"` doubles every 250 ms until the first quota signal.
  */
 export class RateController {
   #ceiling: number;
