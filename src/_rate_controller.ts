@@ -31,6 +31,12 @@ export const KNOWN_STRAY_SHARE = 0.05;
 export const EDGE_ADMITTED = 0.9;
 /** Slow-down at the edge of the quota: to this share of the rate. */
 export const EDGE_CUT = 0.97;
+/**
+ * A hint this short, on a 429 that says the quota is spent, is exact (the time until a sliding
+ * window's next slot frees, not a rounded `retry-after: 1`): everyone waits for it, ms. Longer
+ * ones are left to the refused request (a fixed window's first refusals slow down first).
+ */
+export const EXACT_HINT_MS = 250;
 /** How often `"auto"` doubles its rate until the first quota signal, ms. */
 export const SLOW_START_EVERY_MS = 250;
 
@@ -79,7 +85,8 @@ export function saysQuotaSpent(info: FailureInfo): boolean {
  *   (sends not refused, or answers other than 429 if more: items failing for other reasons
  *   were admitted too). When it admitted 90 % of the rate or more, the rate only just crossed
  *   the quota's edge: 97 % of the rate, which is then the estimate. Nobody pauses: only the
- *   refused request waits for its hint.
+ *   refused request waits for its hint, unless the 429 says the quota is spent and its hint is
+ *   250 ms or less (exact: until a slot frees): then everyone waits for it.
  * - Two consecutive sends refused after a slow-down: the quota is spent until the hint. Pause
  *   everyone until then. When the refusals' hints ran to one instant (a fixed window) twice in
  *   a row, at least a second apart, pace at 97 % of what one window admitted, and do not climb
@@ -205,7 +212,11 @@ export class RateController {
       // Consecutive sends refused after slowing down: a window that is used up until the hint.
       return { quotaSignal: true, ...this.#spent(now, rate, hint, sameEnd) };
     }
-    if (now < this.#cooldownUntil) return { quotaSignal: true };
+    // The quota is spent, and the hint says exactly until when: nobody gets through before it,
+    // and a wait that short costs nothing. Without it, everyone sent meanwhile draws a 429.
+    const exact = saysQuotaSpent(info) && hint > 0 && hint <= EXACT_HINT_MS ? end : undefined;
+    const pause = exact === undefined ? {} : { pauseUntil: exact };
+    if (now < this.#cooldownUntil) return { quotaSignal: true, ...pause };
     const admitted = this.admittedRate(now);
     let next: number;
     if (!this.#paced && admitted >= EDGE_ADMITTED * rate) {
@@ -224,7 +235,11 @@ export class RateController {
     this.#cooldownUntil = now + SLOWDOWN_COOLDOWN_MS;
     this.#restart();
     this.#slowedDown = true;
-    return { quotaSignal: true, slowdown: { rate: next, cooldownMs: SLOWDOWN_COOLDOWN_MS } };
+    return {
+      quotaSignal: true,
+      slowdown: { rate: next, cooldownMs: SLOWDOWN_COOLDOWN_MS },
+      ...pause,
+    };
   }
 
   /**

@@ -355,3 +355,25 @@ test("RateController takes 429s that name nothing as a signal at 5 % of the answ
   }
   expect(second(seen, T0 + 1000)).toEqual([false, true]);
 });
+
+test("RateController pauses everyone for an exact hint (250 ms or less) on a 429 that says the quota is spent", () => {
+  const c = controller({ ceiling: 40 });
+  sendAdmitted(c, T0, 1000, 15);
+  // A sliding window's next slot frees in 60 ms: everyone waits for it, and the rate slows down.
+  const d = c.rateLimited(T0 + 1000, 40, spent({ retryAfterMs: 60 }), c.sent(T0 + 1000));
+  expect(d.pauseUntil).toBe(T0 + 1060);
+  expect(d.slowdown).toBeDefined();
+  // Within the cooldown: no other slow-down, but the pause still.
+  c.sent(T0 + 1100);
+  expect(c.rateLimited(T0 + 1200, 28, spent({ retryAfterMs: 40 }), c.sent(T0 + 1200))).toEqual({
+    quotaSignal: true,
+    pauseUntil: T0 + 1240,
+  });
+  // A coarse hint (1 s), or a 429 that does not say the quota is spent: only the refused waits.
+  c.sent(T0 + 1300);
+  expect(c.rateLimited(T0 + 1400, 28, spent({ retryAfterMs: 1000 }), c.sent(T0 + 1400)).pauseUntil)
+    .toBeUndefined();
+  c.sent(T0 + 1500);
+  expect(c.rateLimited(T0 + 1600, 28, stray({ retryAfterMs: 60 }), c.sent(T0 + 1600)).pauseUntil)
+    .toBeUndefined();
+});
