@@ -9,8 +9,12 @@ import type { FailureInfo } from "./errors.ts";
 export const ADMITTED_WINDOW_MS = 1000;
 /** After a slow-down, no other for this long (and never for 429s sent before it). */
 export const SLOWDOWN_COOLDOWN_MS = 1000;
-/** A quota estimate older than this no longer slows the climb back, ms. */
-export const ESTIMATE_TTL_MS = 10_000;
+/**
+ * A quota estimate older than this no longer slows the climb back, ms. Long enough for the slow
+ * probe near it (0.5 % a second from 97 %: 6 s) to reach the edge again before a fast climb
+ * overshoots it.
+ */
+export const ESTIMATE_TTL_MS = 30_000;
 /** A pace learned from fixed windows holds this long after the last spent window, ms. */
 export const PACE_TTL_MS = 30_000;
 /** 429s in a row, with no success between, that make a quota signal when none says so. */
@@ -93,7 +97,7 @@ export function saysQuotaSpent(info: FailureInfo): boolean {
  *   above that pace for 30 s.
  * - Climb back once a second while saturated: fast (5 % of the estimate) below 95 % of the
  *   quota estimate, 0.5 % near or above it, fast (5 % of twice the rate) without an estimate or
- *   once it is 10 s old. No climb while 429s are 3 % or more of the last second's answers.
+ *   once it is 30 s old. No climb while 429s are 3 % or more of the last second's answers.
  *   `"auto"` doubles every 250 ms until the first quota signal.
  */
 export class RateController {
