@@ -211,6 +211,7 @@ export class RateController {
     if (!saysQuotaSpent(info) && this.#run < STRAY_RUN && !this.#refusedShare()) {
       return { quotaSignal: false };
     }
+    const ramping = this.#slowStart;
     this.#slowStart = false;
     if (this.#slowedDown && this.#streak >= 2 && hint > 0) {
       // Consecutive sends refused after slowing down: a window that is used up until the hint.
@@ -228,6 +229,11 @@ export class RateController {
       // a little; the quota is about the rate that drew the 429.
       next = Math.max(this.#minRate, rate * EDGE_CUT);
       this.#estimate = rate;
+    } else if (ramping && admitted > 0) {
+      // The end of `"auto"`'s ramp: the doubling (and the answers' lag) overshot the quota by
+      // up to several times; settle at once at what the provider admitted.
+      next = Math.max(this.#minRate, Math.min(rate * 0.95, admitted * 0.95));
+      this.#estimate = admitted;
     } else {
       const target = admitted > 0 ? admitted * 0.95 : rate * 0.5;
       next = Math.max(this.#minRate, rate * 0.5, Math.min(rate * 0.95, target));

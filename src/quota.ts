@@ -62,7 +62,7 @@ export interface QuotaOptions {
   tpm?: number;
   /** Adjust the rate on 429s and rate-limit headers. @default true */
   adaptive?: boolean;
-  /** First rate of `"auto"`, req/s. @default 1 */
+  /** First rate of `"auto"`, req/s. @default 4 */
   autoStartRate?: number;
   /** Lowest rate a slow-down may reach, req/s. @default min(0.1, rate) */
   minRate?: number;
@@ -146,7 +146,7 @@ export class Quota {
     this.#clock = clock;
     this.#adaptive = options.adaptive ?? true;
     this.#configured = rate;
-    const start = rate === "auto" ? options.autoStartRate ?? 1 : rate;
+    const start = rate === "auto" ? options.autoStartRate ?? 4 : rate;
     if (
       options.minRate !== undefined && !(Number.isFinite(options.minRate) && options.minRate > 0)
     ) {
@@ -273,6 +273,10 @@ export class Quota {
       return;
     }
     const decision = this.#control.rateLimited(now, this.scheduler.rate, info, ticket);
+      `${now.toFixed(0)} 429 t=${ticket} rate=${this.scheduler.rate.toFixed(2)} ${
+        JSON.stringify(decision)
+      }`,
+    );
     if (decision.pauseUntil !== undefined) this.scheduler.pauseUntil(decision.pauseUntil);
     if (decision.slowdown) {
       this.#stats.slowdowns++;
@@ -309,6 +313,8 @@ export class Quota {
 
   #setRate(rate: number, change: RateChange): void {
     const r = Math.max(this.#minRate, Math.min(this.#control.ceiling, rate));
+      `${this.#clock.now().toFixed(0)} set ${r.toFixed(2)} ${change.kind}`,
+    );
     this.scheduler.setRate(r, change);
     this.#stats.lowestRate = Math.min(this.#stats.lowestRate, r);
   }

@@ -158,11 +158,11 @@ test("Quota with a numeric rate runs its scheduler at that rate", async () => {
   quota.close();
 });
 
-test('Quota with rate "auto" starts at 1 req/s, or at autoStartRate', () => {
+test('Quota with rate "auto" starts at 4 req/s, or at autoStartRate', () => {
   const auto = new Quota({ rate: "auto", clock: new SyncClock() });
-  expect(auto.scheduler.rate).toBe(1);
+  expect(auto.scheduler.rate).toBe(4);
   expect(auto.stats.configuredRate).toBe("auto");
-  expect(auto.stats.rate).toBe(1);
+  expect(auto.stats.rate).toBe(4);
   const fast = new Quota({ rate: "auto", autoStartRate: 3, clock: new SyncClock() });
   expect(fast.scheduler.rate).toBe(3);
 });
@@ -573,8 +573,9 @@ test('Quota with rate "auto" doubles every 250 ms while saturated, then climbs a
 
   clock.runTo(t0 + 1100);
   quota.onFailure(rateLimited());
-  // 8 admitted in the last second: 8/s × 0.95 = 7.6, clamped to half of 32.
-  expect(quota.stats.rate).toBeCloseTo(16, 9);
+  // The ramp's end: settle at once at the 8 admitted in the last second × 0.95, however far
+  // below the rate (a later slow-down never goes below half the rate in one step).
+  expect(quota.stats.rate).toBeCloseTo(7.6, 9);
 
   const slowed = quota.stats.rate;
   const after = feedSuccesses(quota, clock, t0 + 1250, t0 + 4000, 250);
@@ -590,7 +591,7 @@ test('Quota with rate "auto" does not ramp while the scheduler is idle', () => {
   const t0 = clock.now();
   const quota = new Quota({ rate: "auto", clock });
   const samples = feedSuccesses(quota, clock, t0 + 500, t0 + 5000, 500);
-  expect(samples.every((s) => s.rate === 1)).toBe(true);
+  expect(samples.every((s) => s.rate === 4)).toBe(true);
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -377,3 +377,17 @@ test("RateController pauses everyone for an exact hint (250 ms or less) on a 429
   expect(c.rateLimited(T0 + 1600, 28, stray({ retryAfterMs: 60 }), c.sent(T0 + 1600)).pauseUntil)
     .toBeUndefined();
 });
+
+test('RateController settles "auto" at 95 % of the admitted rate on the ramp\'s first quota signal, below half if need be', () => {
+  const c = controller({ ceiling: Infinity, slowStart: true });
+  sendAdmitted(c, T0, 2000, 25);
+  // The ramp reached 64 before the first signal: 25 admitted a second.
+  const d = c.rateLimited(T0 + 2000, 64, spent(), c.sent(T0 + 2000));
+  expect(d.slowdown?.rate).toBeCloseTo(23.75, 9);
+  expect(c.slowStart).toBe(false);
+  // Out of the ramp, a slow-down never takes more than half in one step.
+  c.sent(T0 + 2100);
+  sendAdmitted(c, T0 + 3100, 1000, 5);
+  expect(c.rateLimited(T0 + 4200, 23.75, spent(), c.sent(T0 + 4200)).slowdown?.rate)
+    .toBeCloseTo(11.875, 9);
+});
