@@ -84,7 +84,8 @@ export function saysQuotaSpent(info: FailureInfo): boolean {
  *
  * - A quota signal is a 429 that says the quota is spent, or the third 429 in a row with no
  *   success between, or 429s making a quarter of the last second's answers (5 % once a signal
- *   was seen: that quota's 429s name nothing); a stray 429, a 500 or a 503 is not one.
+ *   was seen: that quota's 429s name nothing), or any 429 once the rate has climbed back to a
+ *   fresh quota estimate; a stray 429, a 500 or a 503 is not one.
  * - On a signal: one slow-down to 95 % of the rate the provider admitted over the last second
  *   (sends not refused, or answers other than 429 if more: items failing for other reasons
  *   were admitted too). When it admitted 90 % of the rate or more, the rate only just crossed
@@ -208,7 +209,10 @@ export class RateController {
     const sameEnd = consecutive && hint >= 500 && Math.abs(end - this.#lastEnd) <= 5;
     this.#lastRefused = ticket ?? -2;
     this.#lastEnd = end;
-    if (!saysQuotaSpent(info) && this.#run < STRAY_RUN && !this.#refusedShare()) {
+    if (
+      !saysQuotaSpent(info) && this.#run < STRAY_RUN && !this.#refusedShare() &&
+      !this.#atEstimate(now, rate)
+    ) {
       return { quotaSignal: false };
     }
     const ramping = this.#slowStart;
@@ -250,6 +254,15 @@ export class RateController {
       slowdown: { rate: next, cooldownMs: SLOWDOWN_COOLDOWN_MS },
       ...pause,
     };
+  }
+
+  /**
+   * True when the rate has climbed back to a fresh quota estimate (not a fixed window's pace):
+   * a 429 there, even one that names nothing, is the quota's edge again, not a stray one.
+   */
+  #atEstimate(now: number, rate: number): boolean {
+    return this.#slowedDown && !this.#paced && Number.isFinite(this.#estimate) &&
+      now - this.#estimateAt < ESTIMATE_TTL_MS && rate >= this.#estimate;
   }
 
   /**

@@ -331,14 +331,15 @@ test("RateController at the quota's edge backs off 3 % and takes the rate that d
 });
 
 test("RateController takes 429s that name nothing as a signal at 5 % of the answers once a quota signal was seen", () => {
-  /** 20 a second admitted for a second from `from`, with a 429 naming nothing at +300 and +800. */
+  /** 20 a second admitted for a second from `from` at rate 19 (below the estimate), with a 429
+   * naming nothing at +300 and +800. */
   const second = (c: RateController, from: number) => {
     const out: boolean[] = [];
     for (let i = 1; i <= 20; i++) {
       const t = from + i * 50;
       c.admitted(t, c.sent(t), true);
       if (i === 6 || i === 16) {
-        out.push(c.rateLimited(t + 1, 20, stray(), c.sent(t + 1)).quotaSignal);
+        out.push(c.rateLimited(t + 1, 19, stray(), c.sent(t + 1)).quotaSignal);
       }
     }
     return out;
@@ -390,4 +391,21 @@ test('RateController settles "auto" at 95 % of the admitted rate on the ramp\'s 
   sendAdmitted(c, T0 + 3100, 1000, 5);
   expect(c.rateLimited(T0 + 4200, 23.75, spent(), c.sent(T0 + 4200)).slowdown?.rate)
     .toBeCloseTo(11.875, 9);
+});
+
+test("RateController takes a 429 that names nothing as a signal once the rate is back at a fresh estimate", () => {
+  const c = controller({ ceiling: 40 });
+  sendAdmitted(c, T0, 2000, 20);
+  c.rateLimited(T0 + 2000, 20, spent(), c.sent(T0 + 2000)); // the edge: 19.4, estimate 20
+  sendAdmitted(c, T0 + 3000, 1000, 20);
+  // Below the estimate, a lone 429 naming nothing is a stray one.
+  expect(c.rateLimited(T0 + 4000, 19.9, stray(), c.sent(T0 + 4000)).quotaSignal).toBe(false);
+  c.admitted(T0 + 4010, c.sent(T0 + 4010), true);
+  // At the estimate it is the quota's edge again: a 3 % cut.
+  const d = c.rateLimited(T0 + 4100, 20, stray(), c.sent(T0 + 4100));
+  expect(d.quotaSignal).toBe(true);
+  expect(d.slowdown?.rate).toBeCloseTo(19.4, 9);
+  // Once the estimate is 30 s old, the same 429 is a stray one again.
+  sendAdmitted(c, T0 + 34_200, 1000, 20);
+  expect(c.rateLimited(T0 + 35_300, 20, stray(), c.sent(T0 + 35_300)).quotaSignal).toBe(false);
 });
