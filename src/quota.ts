@@ -273,10 +273,6 @@ export class Quota {
       return;
     }
     const decision = this.#control.rateLimited(now, this.scheduler.rate, info, ticket);
-      `${now.toFixed(0)} 429 t=${ticket} rate=${this.scheduler.rate.toFixed(2)} ${
-        JSON.stringify(decision)
-      }`,
-    );
     if (decision.pauseUntil !== undefined) this.scheduler.pauseUntil(decision.pauseUntil);
     if (decision.slowdown) {
       this.#stats.slowdowns++;
@@ -313,8 +309,6 @@ export class Quota {
 
   #setRate(rate: number, change: RateChange): void {
     const r = Math.max(this.#minRate, Math.min(this.#control.ceiling, rate));
-      `${this.#clock.now().toFixed(0)} set ${r.toFixed(2)} ${change.kind}`,
-    );
     this.scheduler.setRate(r, change);
     this.#stats.lowestRate = Math.min(this.#stats.lowestRate, r);
   }
