@@ -9,8 +9,12 @@ import type { FailureInfo } from "./errors.ts";
 export const ADMITTED_WINDOW_MS = 1000;
 /** After a slow-down, no other for this long (and never for 429s sent before it). */
 export const SLOWDOWN_COOLDOWN_MS = 1000;
-/** A quota estimate older than this no longer slows the climb back, ms. */
-export const ESTIMATE_TTL_MS = 10_000;
+/**
+ * A quota estimate older than this no longer slows the climb back, ms. Long enough for the slow
+ * probe near it (0.5 % a second from 97 %: 6 s) to reach the edge again before a fast climb
+ * overshoots it.
+ */
+export const ESTIMATE_TTL_MS = 30_000;
 /** A pace learned from fixed windows holds this long after the last spent window, ms. */
 export const PACE_TTL_MS = 30_000;
 /** 429s in a row, with no success between, that make a quota signal when none says so. */
@@ -19,6 +23,26 @@ export const STRAY_RUN = 3;
 export const STRAY_SHARE = 0.25;
 /** Share of 429s among the last second's answers at which the rate stops climbing. */
 export const HOLD_SHARE = 0.03;
+/**
+ * Once a quota signal was seen, the share of the last second's answers that, when 429s that say
+ * nothing, is another: the quota's 429s are known to name nothing.
+ */
+export const KNOWN_STRAY_SHARE = 0.05;
+/**
+ * Share of the rate the provider admitted at a signal above which the signal is the edge of the
+ * quota, just crossed (not a rate far above it): the slow-down is then {@linkcode EDGE_CUT}.
+ */
+export const EDGE_ADMITTED = 0.9;
+/** Slow-down at the edge of the quota: to this share of the rate. */
+export const EDGE_CUT = 0.97;
+/**
+ * A hint this short, on a 429 that says the quota is spent, is exact (the time until a sliding
+ * window's next slot frees, not a rounded `retry-after: 1`): everyone waits for it, ms. Longer
+ * ones are left to the refused request (a fixed window's first refusals slow down first).
+ */
+export const EXACT_HINT_MS = 250;
+/** How often `"auto"` doubles its rate until the first quota signal, ms. */
+export const SLOW_START_EVERY_MS = 250;
 
 /** Options for {@linkcode RateController}. */
 export interface RateControllerOptions {
@@ -59,19 +83,23 @@ export function saysQuotaSpent(info: FailureInfo): boolean {
  * slow-down took effect says nothing new and is ignored.
  *
  * - A quota signal is a 429 that says the quota is spent, or the third 429 in a row with no
- *   success between, or 429s making a quarter of the last second's answers (a stray 429, a 500
- *   or a 503 is not one).
+ *   success between, or 429s making a quarter of the last second's answers (5 % once a signal
+ *   was seen: that quota's 429s name nothing), or any 429 once the rate has climbed back to a
+ *   fresh quota estimate; a stray 429, a 500 or a 503 is not one.
  * - On a signal: one slow-down to 95 % of the rate the provider admitted over the last second
  *   (sends not refused, or answers other than 429 if more: items failing for other reasons
- *   were admitted too). Nobody pauses: only the refused request waits for its hint.
+ *   were admitted too). When it admitted 90 % of the rate or more, the rate only just crossed
+ *   the quota's edge: 97 % of the rate, which is then the estimate. Nobody pauses: only the
+ *   refused request waits for its hint, unless the 429 says the quota is spent and its hint is
+ *   250 ms or less (exact: until a slot frees): then everyone waits for it.
  * - Two consecutive sends refused after a slow-down: the quota is spent until the hint. Pause
  *   everyone until then. When the refusals' hints ran to one instant (a fixed window) twice in
  *   a row, at least a second apart, pace at 97 % of what one window admitted, and do not climb
  *   above that pace for 30 s.
  * - Climb back once a second while saturated: fast (5 % of the estimate) below 95 % of the
- *   quota estimate, 1 % near or above it, fast (5 % of twice the rate) without an estimate or
- *   once it is 10 s old. No climb while 429s are 3 % or more of the last second's answers. `"auto"` doubles
- *   every 500 ms until the first quota signal.
+ *   quota estimate, 0.5 % near or above it, fast (5 % of twice the rate) without an estimate or
+ *   once it is 30 s old. No climb while 429s are 3 % or more of the last second's answers.
+ *   `"auto"` doubles every 250 ms until the first quota signal.
  */
 export class RateController {
   #ceiling: number;
@@ -181,32 +209,70 @@ export class RateController {
     const sameEnd = consecutive && hint >= 500 && Math.abs(end - this.#lastEnd) <= 5;
     this.#lastRefused = ticket ?? -2;
     this.#lastEnd = end;
-    if (!saysQuotaSpent(info) && this.#run < STRAY_RUN && !this.#refusedShare()) {
+    if (
+      !saysQuotaSpent(info) && this.#run < STRAY_RUN && !this.#refusedShare() &&
+      !this.#atEstimate(now, rate)
+    ) {
       return { quotaSignal: false };
     }
+    const ramping = this.#slowStart;
     this.#slowStart = false;
     if (this.#slowedDown && this.#streak >= 2 && hint > 0) {
       // Consecutive sends refused after slowing down: a window that is used up until the hint.
       return { quotaSignal: true, ...this.#spent(now, rate, hint, sameEnd) };
     }
-    if (now < this.#cooldownUntil) return { quotaSignal: true };
+    // The quota is spent, and the hint says exactly until when: nobody gets through before it,
+    // and a wait that short costs nothing. Without it, everyone sent meanwhile draws a 429.
+    const exact = saysQuotaSpent(info) && hint > 0 && hint <= EXACT_HINT_MS ? end : undefined;
+    const pause = exact === undefined ? {} : { pauseUntil: exact };
+    if (now < this.#cooldownUntil) return { quotaSignal: true, ...pause };
     const admitted = this.admittedRate(now);
-    const target = admitted > 0 ? admitted * 0.95 : rate * 0.5;
-    const next = Math.max(this.#minRate, rate * 0.5, Math.min(rate * 0.95, target));
-    // Nothing admitted lately (a pause, a stall): no estimate of the quota to be careful near.
-    this.#estimate = admitted > 0 ? Math.min(rate, Math.max(admitted, next)) : Infinity;
+    let next: number;
+    if (!this.#paced && admitted >= EDGE_ADMITTED * rate) {
+      // The provider admitted (nearly) all of the rate: it just crossed the quota's edge. Back off
+      // a little; the quota is about the rate that drew the 429.
+      next = Math.max(this.#minRate, rate * EDGE_CUT);
+      this.#estimate = rate;
+    } else if (ramping && admitted > 0) {
+      // The end of `"auto"`'s ramp: the doubling (and the answers' lag) overshot the quota by
+      // up to several times; settle at once at what the provider admitted.
+      next = Math.max(this.#minRate, Math.min(rate * 0.95, admitted * 0.95));
+      this.#estimate = admitted;
+    } else {
+      const target = admitted > 0 ? admitted * 0.95 : rate * 0.5;
+      next = Math.max(this.#minRate, rate * 0.5, Math.min(rate * 0.95, target));
+      // Nothing admitted lately (a pause, a stall): no estimate of the quota to be careful near.
+      this.#estimate = admitted > 0 ? Math.min(rate, Math.max(admitted, next)) : Infinity;
+    }
     this.#estimateAt = now;
     this.#paced = false;
     this.#cooldownUntil = now + SLOWDOWN_COOLDOWN_MS;
     this.#restart();
     this.#slowedDown = true;
-    return { quotaSignal: true, slowdown: { rate: next, cooldownMs: SLOWDOWN_COOLDOWN_MS } };
+    return {
+      quotaSignal: true,
+      slowdown: { rate: next, cooldownMs: SLOWDOWN_COOLDOWN_MS },
+      ...pause,
+    };
   }
 
-  /** True when 429s that say nothing are a large share of the last second's answers. */
+  /**
+   * True when the rate has climbed back to a fresh quota estimate (not a fixed window's pace):
+   * a 429 there, even one that names nothing, is the quota's edge again, not a stray one.
+   */
+  #atEstimate(now: number, rate: number): boolean {
+    return this.#slowedDown && !this.#paced && Number.isFinite(this.#estimate) &&
+      now - this.#estimateAt < ESTIMATE_TTL_MS && rate >= this.#estimate;
+  }
+
+  /**
+   * True when 429s that say nothing are a large share of the last second's answers: a quarter,
+   * or 5 % once a quota signal was seen.
+   */
   #refusedShare(): boolean {
     const refused = this.#refused.length;
-    return refused >= 2 && refused >= STRAY_SHARE * (refused + this.#admitted.length);
+    const share = this.#slowedDown ? KNOWN_STRAY_SHARE : STRAY_SHARE;
+    return refused >= 2 && refused >= share * (refused + this.#admitted.length);
   }
 
   /**
@@ -247,7 +313,7 @@ export class RateController {
    * rate is what holds the run back.
    */
   increase(now: number, rate: number, saturated: boolean): number | undefined {
-    const every = this.#slowStart ? 500 : 1000;
+    const every = this.#slowStart ? SLOW_START_EVERY_MS : 1000;
     if (now - this.#lastIncreaseAt < every || now < this.#cooldownUntil) return undefined;
     this.#lastIncreaseAt = now;
     if (rate >= this.#ceiling || !saturated) return undefined;
@@ -266,7 +332,7 @@ export class RateController {
     const ref = fresh ? this.#estimate : Math.max(rate, Math.min(this.#ceiling, rate * 2));
     const step = rate < ref * 0.95 || !fresh
       ? Math.max(0.05, ref * 0.05)
-      : Math.max(0.02, ref * 0.01);
+      : Math.max(0.02, ref * 0.005);
     return Math.min(this.#ceiling, rate + step);
   }
 

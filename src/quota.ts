@@ -62,7 +62,7 @@ export interface QuotaOptions {
   tpm?: number;
   /** Adjust the rate on 429s and rate-limit headers. @default true */
   adaptive?: boolean;
-  /** First rate of `"auto"`, req/s. @default 1 */
+  /** First rate of `"auto"`, req/s. @default 4 */
   autoStartRate?: number;
   /** Lowest rate a slow-down may reach, req/s. @default min(0.1, rate) */
   minRate?: number;
@@ -146,7 +146,7 @@ export class Quota {
     this.#clock = clock;
     this.#adaptive = options.adaptive ?? true;
     this.#configured = rate;
-    const start = rate === "auto" ? options.autoStartRate ?? 1 : rate;
+    const start = rate === "auto" ? options.autoStartRate ?? 4 : rate;
     if (
       options.minRate !== undefined && !(Number.isFinite(options.minRate) && options.minRate > 0)
     ) {

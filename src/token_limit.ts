@@ -60,7 +60,9 @@ export function parseTokenLimit(info: FailureInfo): TokenLimitHit | undefined {
   if (info.status !== 429) return undefined;
   const message = info.message;
   if (info.quotaId !== undefined && /input_?tokens?/i.test(info.quotaId)) {
-    const limit = /limit:\s*(\d+)/i.exec(message);
+    // The limit on the input-token metric's line: a 429 naming several quotas lists each metric
+    // with its own limit (the first may be the requests').
+    const limit = /input_token\w*,\s*limit:\s*(\d+)/i.exec(message);
     return { limit: num(limit?.[1]), inputOnly: true, retryAfterMs: info.retryAfterMs };
   }
   if (!/\btokens?\b|\bTPM\b/i.test(message)) return undefined;

@@ -158,11 +158,11 @@ test("Quota with a numeric rate runs its scheduler at that rate", async () => {
   quota.close();
 });
 
-test('Quota with rate "auto" starts at 1 req/s, or at autoStartRate', () => {
+test('Quota with rate "auto" starts at 4 req/s, or at autoStartRate', () => {
   const auto = new Quota({ rate: "auto", clock: new SyncClock() });
-  expect(auto.scheduler.rate).toBe(1);
+  expect(auto.scheduler.rate).toBe(4);
   expect(auto.stats.configuredRate).toBe("auto");
-  expect(auto.stats.rate).toBe(1);
+  expect(auto.stats.rate).toBe(4);
   const fast = new Quota({ rate: "auto", autoStartRate: 3, clock: new SyncClock() });
   expect(fast.scheduler.rate).toBe(3);
 });
@@ -267,8 +267,8 @@ test("Quota keeps its rate on one stray 429 (no quota named) and slows on a run 
   quota.onFailure(strayInfo, undefined, 3);
   expect(quota.stats.rate).toBe(10);
   quota.onFailure(strayInfo, undefined, 4); // the third in a row
-  // 20 admitted a second × 0.95, at most 95 % of the rate.
-  expect(quota.stats.rate).toBe(9.5);
+  // 20 admitted a second, more than the rate: its edge, 97 % of the rate.
+  expect(quota.stats.rate).toBeCloseTo(9.7, 9);
   expect(quota.stats.slowdowns).toBe(1);
 });
 
@@ -331,8 +331,9 @@ test("Quota slows to about the accepted rate on a 429: 20/s accepted at rate 40 
 for (
   const [perSecond, expected, why] of [
     [30, 28.5, "95% of the accepted rate"],
-    [39, 37.05, "95% of the accepted rate, just under the rate"],
-    [50, 38, "at most 95% of the rate"],
+    [35, 33.25, "95% of the accepted rate, below 90% of the rate"],
+    [39, 38.8, "the quota's edge: 97% of the rate"],
+    [50, 38.8, "the quota's edge: 97% of the rate"],
     [5, 20, "at least half the rate"],
     [0, 20, "half the rate when nothing was accepted"],
   ] as const
@@ -492,19 +493,19 @@ function slowedWhileSaturated() {
   const before = feedSuccesses(quota, clock, t0 + 100, t0 + 2000, 100);
   expect(before.every((s) => s.rate === 10)).toBe(true); // at the ceiling already
   quota.onFailure(rateLimited());
-  // 10/s admitted × 0.95 = 9.5; the quota estimate is 10.
-  expect(quota.stats.rate).toBeCloseTo(9.5, 9);
+  // 10/s admitted, all of the rate: its edge, 97 % of it; the quota estimate is 10.
+  expect(quota.stats.rate).toBeCloseTo(9.7, 9);
   return { clock, t0, quota };
 }
 
-test("Quota climbs back 1 % of the quota estimate a second near it, while waiters are queued", () => {
+test("Quota climbs back 0.5 % of the quota estimate a second near it, while waiters are queued", () => {
   const { clock, t0, quota } = slowedWhileSaturated();
   const samples = feedSuccesses(quota, clock, t0 + 2100, t0 + 6000, 100);
   expect(quota.scheduler.waiting).toBeGreaterThan(0);
-  const steps = changes(samples, 9.5);
-  // Nothing during the 1 s cooldown; then one step of 0.1 a second.
+  const steps = changes(samples, 9.7);
+  // Nothing during the 1 s cooldown; then one step of 0.05 a second.
   expect(steps.map((s) => s.t)).toEqual([t0 + 3000, t0 + 4000, t0 + 5000, t0 + 6000]);
-  const expected = [9.6, 9.7, 9.8, 9.9];
+  const expected = [9.75, 9.8, 9.85, 9.9];
   steps.forEach((s, i) => expect(s.to).toBeCloseTo(expected[i], 9));
   quota.close();
 });
@@ -512,7 +513,7 @@ test("Quota climbs back 1 % of the quota estimate a second near it, while waiter
 test("Quota climbs back no faster than one step per second however many successes arrive", () => {
   const { clock, t0, quota } = slowedWhileSaturated();
   const samples = feedSuccesses(quota, clock, t0 + 2010, t0 + 8000, 10);
-  const steps = changes(samples, 9.5);
+  const steps = changes(samples, 9.7);
   expect(steps.length).toBe(6); // t0 + 3000 … t0 + 8000
   for (let i = 1; i < steps.length; i++) {
     expect(steps[i].t - steps[i - 1].t).toBeGreaterThanOrEqual(1000);
@@ -527,8 +528,8 @@ test("Quota climbs back to the configured rate and never above it", () => {
   expect(quota.scheduler.waiting).toBeGreaterThan(0);
   for (const s of samples) expect(s.rate).toBeLessThanOrEqual(10);
   expect(quota.stats.rate).toBe(10);
-  // 9.5 → 10 in 5 steps of 0.1: 10 is reached at t0 + 7 s, not before.
-  expect(samples.find((s) => s.rate > 10 - 1e-9)?.t).toBe(t0 + 7000);
+  // 9.7 → 10 in 6 steps of 0.05: 10 is reached at t0 + 8 s, not before.
+  expect(samples.find((s) => s.rate > 10 - 1e-9)?.t).toBe(t0 + 8000);
   quota.close();
 });
 
@@ -558,28 +559,29 @@ test("Quota climbs back fast (5 % of twice the rate a second) when it has no est
 // ---------------------------------------------------------------------------------------------
 // "auto"
 
-test('Quota with rate "auto" doubles every 500 ms while saturated, then climbs additively after a 429', () => {
+test('Quota with rate "auto" doubles every 250 ms while saturated, then climbs additively after a 429', () => {
   const clock = new SyncClock();
   const t0 = clock.now();
   const quota = new Quota({ rate: "auto", autoStartRate: 2, clock });
   saturate(quota, 1000);
-  const ramp = feedSuccesses(quota, clock, t0 + 250, t0 + 2000, 250);
+  const ramp = feedSuccesses(quota, clock, t0 + 125, t0 + 1000, 125);
   const up = changes(ramp, 2);
-  expect(up.map((s) => s.t)).toEqual([t0 + 500, t0 + 1000, t0 + 1500, t0 + 2000]);
+  expect(up.map((s) => s.t)).toEqual([t0 + 250, t0 + 500, t0 + 750, t0 + 1000]);
   [4, 8, 16, 32].forEach((r, i) => expect(up[i].to).toBeCloseTo(r, 9));
   expect(quota.stats.slowdowns).toBe(0);
   expect(quota.stats.lowestRate).toBe(2);
 
-  clock.runTo(t0 + 2100);
+  clock.runTo(t0 + 1100);
   quota.onFailure(rateLimited());
-  // 4 admitted in the last second: 4/s × 0.95 = 3.8, clamped to half of 32.
-  expect(quota.stats.rate).toBeCloseTo(16, 9);
+  // The ramp's end: settle at once at the 8 admitted in the last second × 0.95, however far
+  // below the rate (a later slow-down never goes below half the rate in one step).
+  expect(quota.stats.rate).toBeCloseTo(7.6, 9);
 
   const slowed = quota.stats.rate;
-  const after = feedSuccesses(quota, clock, t0 + 2250, t0 + 5000, 250);
+  const after = feedSuccesses(quota, clock, t0 + 1250, t0 + 4000, 250);
   const climb = changes(after, slowed);
   // Additive from here, once a second after the cooldown: never doubling again.
-  expect(climb.map((s) => s.t)).toEqual([t0 + 3250, t0 + 4250]);
+  expect(climb.map((s) => s.t)).toEqual([t0 + 2250, t0 + 3250]);
   for (const s of climb) expect(s.to).toBeLessThan(s.from * 1.15);
   quota.close();
 });
@@ -589,7 +591,7 @@ test('Quota with rate "auto" does not ramp while the scheduler is idle', () => {
   const t0 = clock.now();
   const quota = new Quota({ rate: "auto", clock });
   const samples = feedSuccesses(quota, clock, t0 + 500, t0 + 5000, 500);
-  expect(samples.every((s) => s.rate === 1)).toBe(true);
+  expect(samples.every((s) => s.rate === 4)).toBe(true);
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -48,6 +48,22 @@ test("parseTokenLimit() knows Gemini's input-token quota by its quotaId", () => 
   ))).toEqual({ limit: 30000, retryAfterMs: 2000, inputOnly: true });
 });
 
+test("parseTokenLimit() takes a Gemini 429's input-token limit from that metric's line only", () => {
+  // Several violations, the input-token quota first, the message naming the requests' limit: that
+  // limit (20 requests) is no token limit.
+  const requests = "* Quota exceeded for metric: generativelanguage.googleapis.com/" +
+    "generate_content_requests, limit: 20, model: m\n";
+  expect(parseTokenLimit(fail(
+    `You exceeded your current quota.\n${requests}Please retry in 2s.`,
+    { quotaId: "GenerateContentInputTokensPerModelPerMinute", retryAfterMs: 2000 },
+  ))).toEqual({ limit: undefined, retryAfterMs: 2000, inputOnly: true });
+  expect(parseTokenLimit(fail(
+    `You exceeded your current quota.\n${requests}* Quota exceeded for metric: generativelanguage.` +
+      "googleapis.com/generate_content_input_token_count, limit: 30000, model: m\nPlease retry in 2s.",
+    { quotaId: "GenerateContentInputTokensPerModelPerMinute", retryAfterMs: 2000 },
+  ))).toEqual({ limit: 30000, retryAfterMs: 2000, inputOnly: true });
+});
+
 test("parseTokenLimit() ignores request-rate 429s and other statuses", () => {
   expect(parseTokenLimit(fail(
     "Rate limit reached on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 20s.",
