@@ -10,15 +10,13 @@ import process from "node:process";
 import { Readable } from "node:stream";
 import { parseArgs } from "node:util";
 import pkg from "./package.json" with { type: "json" };
-import { isConfigError } from "./src/errors.ts";
+import { isConfigError, UsageError } from "./src/errors.ts";
 import { type InputFormat, parseLine } from "./src/formats.ts";
-import { formatDuration, msToMidnightPacific, parseDurationMs } from "./src/duration.ts";
+import { formatDuration, msToMidnightPacific } from "./src/duration.ts";
+import { durationFlag, fractionFlag, positiveNumberFlag } from "./src/flags.ts";
 import { IdSet } from "./src/id_set.ts";
 import { finished, progressLine, RateMeter, summaryLines } from "./src/progress.ts";
 import { createProvider, type ProviderName, PROVIDERS } from "./src/providers/create_provider.ts";
-import { GEMINI_DEFAULT_RATE } from "./src/providers/gemini.ts";
-import { MOCK_DEFAULT_RATE } from "./src/providers/mock.ts";
-import { OPENAI_DEFAULT_RATE } from "./src/providers/openai.ts";
 import type { Provider } from "./src/providers/provider.ts";
 import { QUOTA_OPTIONS, sharedQuota } from "./src/redis/shared_quota.ts";
 import { connectQuotaStore } from "./src/redis/connection.ts";
@@ -36,12 +34,6 @@ import { carryOverErrors, defaultErrorsFile } from "./src/cli/errors_file.ts";
 import { followParent, lifelineSpawnOptions } from "./src/cli/lifeline.ts";
 import { describeDiskError, fileSink, isDiskError, textSink } from "./src/cli/jsonl_sink.ts";
 import { answeredIds } from "./src/cli/resume_files.ts";
-
-const DEFAULT_RATES: Record<ProviderName, number> = {
-  gemini: GEMINI_DEFAULT_RATE,
-  openai: OPENAI_DEFAULT_RATE,
-  mock: MOCK_DEFAULT_RATE,
-};
 
 export const HELP =
   `model-fine-tuner ${pkg.version}: rate-limited fire-and-forget batch LLM inference
@@ -125,10 +117,6 @@ export interface CliIo {
   onInterrupt: (handler: () => void) => () => void;
 }
 
-class UsageError extends Error {
-  override name = "UsageError";
-}
-
 const OPTIONS = {
   provider: { type: "string" },
   auto: { type: "boolean" },
@@ -155,30 +143,6 @@ const OPTIONS = {
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
 } as const;
-
-function positiveNumber(
-  name: string,
-  text: string | undefined,
-  integer = false,
-): number | undefined {
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (text.trim() === "" || !Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
-    throw new UsageError(
-      `--${name} must be a ${integer ? "positive whole number" : "number above 0"}: got '${text}'`,
-    );
-  }
-  return n;
-}
-
-function duration(name: string, text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  try {
-    return parseDurationMs(text);
-  } catch (error) {
-    throw new UsageError(`--${name}: ${(error as Error).message}`);
-  }
-}
 
 /** Non-blank lines in a file, counted on bytes without decoding, for the progress total. */
 async function countLines(file: string): Promise<number> {
@@ -262,7 +226,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     return await runCommand(rest, io, locks);
   } catch (error) {
     if (
-      error instanceof UsageError || isConfigError(error) ||
+      isConfigError(error) ||
       (error as { code?: string })?.code?.startsWith("ERR_PARSE_ARGS")
     ) {
       io.stderr(`model-fine-tuner: ${(error as Error).message}\n`);
@@ -315,21 +279,14 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
   }
   const rate = values["rate-limit"] === "auto"
     ? "auto"
-    : positiveNumber("rate-limit", values["rate-limit"]);
-  const tpm = positiveNumber("tpm", values.tpm);
-  const maxAttempts = positiveNumber("max-attempts", values["max-attempts"], true);
-  const maxInFlight = positiveNumber("max-in-flight", values["max-in-flight"], true);
-  const timeoutMs = duration("timeout", values.timeout) ?? 120_000;
-  const backoffMs = duration("backoff", values.backoff);
-  const mockLatency = duration("mock-latency", values["mock-latency"]);
-  const failureRate = values["mock-failure-rate"] === undefined
-    ? undefined
-    : Number(values["mock-failure-rate"]);
-  if (failureRate !== undefined && !(failureRate >= 0 && failureRate <= 1)) {
-    throw new UsageError(
-      `--mock-failure-rate must be between 0 and 1: got '${values["mock-failure-rate"]}'`,
-    );
-  }
+    : positiveNumberFlag("--rate-limit", values["rate-limit"]);
+  const tpm = positiveNumberFlag("--tpm", values.tpm);
+  const maxAttempts = positiveNumberFlag("--max-attempts", values["max-attempts"], true);
+  const maxInFlight = positiveNumberFlag("--max-in-flight", values["max-in-flight"], true);
+  const timeoutMs = durationFlag("--timeout", values.timeout) ?? 120_000;
+  const backoffMs = durationFlag("--backoff", values.backoff);
+  const mockLatency = durationFlag("--mock-latency", values["mock-latency"]);
+  const failureRate = fractionFlag("--mock-failure-rate", values["mock-failure-rate"]);
   const batchFlags = parseBatchFlags(values.mode, values.deadline); // batch mode: src/cli/batch_job.ts
   if (values.resume && values.overwrite) {
     throw new UsageError("give --resume or --overwrite, not both");
@@ -437,7 +394,7 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
     // Said even with --quiet: a dropped parameter changes what the answers are.
     onWarning: (message) => io.stderr(`warning: ${message}\n`),
   });
-  const targetRate = rate ?? DEFAULT_RATES[providerName];
+  const targetRate = rate ?? provider.defaultRate;
 
   if (values["dry-run"]) {
     return await dryRun(lines, {

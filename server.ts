@@ -14,9 +14,14 @@ import type { Quota } from "./src/quota.ts";
 import { GEMINI_DEFAULT_MODEL } from "./src/providers/gemini.ts";
 import { OPENAI_DEFAULT_MODEL } from "./src/providers/openai.ts";
 import type { Hono } from "hono";
-import { parseDurationMs } from "./src/duration.ts";
-import { parseByteSize } from "./src/byte_size.ts";
-import { ConfigError, isConfigError } from "./src/errors.ts";
+import {
+  byteSizeFlag,
+  durationFlag,
+  fractionFlag,
+  nonEmpty,
+  positiveNumberFlag,
+} from "./src/flags.ts";
+import { ConfigError, isConfigError, UsageError } from "./src/errors.ts";
 import { createProvider, type ProviderName, PROVIDERS } from "./src/providers/create_provider.ts";
 import { GEMINI_DEFAULT_RATE } from "./src/providers/gemini.ts";
 import { MOCK_DEFAULT_RATE } from "./src/providers/mock.ts";
@@ -145,15 +150,15 @@ const DEFAULT_MODELS: Record<ProviderName, string> = {
   mock: "mock-1",
 };
 
+/**
+ * Each provider's own `defaultRate`, for a rate the server needs before it builds the provider
+ * (the shared quota is connected first). The CLI reads `provider.defaultRate` instead.
+ */
 const DEFAULT_RATES: Record<ProviderName, number> = {
   gemini: GEMINI_DEFAULT_RATE,
   openai: OPENAI_DEFAULT_RATE,
   mock: MOCK_DEFAULT_RATE,
 };
-
-class UsageError extends Error {
-  override name = "UsageError";
-}
 
 /** Imports a module bundlers must not follow (Node built-ins, the Node adapter): see the top. */
 function importAtRuntime<T>(specifier: string): Promise<T> {
@@ -176,17 +181,6 @@ export interface ServeFlags {
   "data-dir"?: string;
   "max-file-bytes"?: string;
   mode?: string;
-}
-
-function positive(name: string, text: string | undefined, integer: boolean): number | undefined {
-  if (text === undefined || text === "") return undefined;
-  const n = Number(text);
-  if (text.trim() === "" || !Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
-    throw new UsageError(
-      `${name} must be a ${integer ? "positive whole number" : "number above 0"}: got '${text}'`,
-    );
-  }
-  return n;
 }
 
 /**
@@ -214,29 +208,11 @@ function batchMode(text: string | undefined, provider: ProviderName): "realtime"
   return "batch";
 }
 
-function byteSize(name: string, text: string | undefined): number | undefined {
-  if (text === undefined || text === "") return undefined;
-  try {
-    return parseByteSize(text);
-  } catch (error) {
-    throw new UsageError(`${name}: ${(error as Error).message}`);
-  }
-}
-
-function durationMs(name: string, text: string | undefined): number | undefined {
-  if (text === undefined || text === "") return undefined;
-  try {
-    return parseDurationMs(text);
-  } catch (error) {
-    throw new UsageError(`${name}: ${(error as Error).message}`);
-  }
-}
-
 /**
  * Resolves the server's settings: flags first, then the environment (`MFT_PROVIDER`,
  * `MFT_MODEL`, `MFT_RATE_LIMIT`, `MFT_MAX_ATTEMPTS`, `MFT_TIMEOUT`, `MFT_SERVER_TOKEN`, the key
  * and base-URL variables of `run`).
- * @throws {Error} named `UsageError`, with a message for the user, when a setting is invalid.
+ * @throws {UsageError} with a message for the user, when a setting is invalid.
  */
 export function resolveServerConfig(flags: ServeFlags, env: Env): ServerConfig {
   const geminiKey = env.GEMINI_API_KEY || env.GOOGLE_API_KEY || undefined;
@@ -266,14 +242,7 @@ export function resolveServerConfig(flags: ServeFlags, env: Env): ServerConfig {
         : "OPENAI_API_KEY is not set (an OpenAI-compatible server without keys needs --base-url)",
     );
   }
-  const failureText = flags["mock-failure-rate"];
-  const mockFailureRate = failureText === undefined ? undefined : Number(failureText);
-  if (
-    mockFailureRate !== undefined &&
-    !(failureText!.trim() !== "" && mockFailureRate >= 0 && mockFailureRate <= 1)
-  ) {
-    throw new UsageError(`--mock-failure-rate must be between 0 and 1: got '${failureText}'`);
-  }
+  const mockFailureRate = fractionFlag("--mock-failure-rate", flags["mock-failure-rate"]);
   return {
     provider,
     model: flags.model ?? (env.MFT_MODEL || undefined),
@@ -281,28 +250,38 @@ export function resolveServerConfig(flags: ServeFlags, env: Env): ServerConfig {
     apiKey,
     rate: (flags["rate-limit"] ?? env.MFT_RATE_LIMIT) === "auto"
       ? "auto"
-      : positive("--rate-limit", flags["rate-limit"] ?? env.MFT_RATE_LIMIT, false) ??
+      : positiveNumberFlag("--rate-limit", nonEmpty(flags["rate-limit"] ?? env.MFT_RATE_LIMIT)) ??
         DEFAULT_RATES[provider],
-    tpm: positive("--tpm", flags.tpm ?? env.MFT_TPM, false),
-    maxAttempts: positive("--max-attempts", flags["max-attempts"] ?? env.MFT_MAX_ATTEMPTS, true) ??
-      3,
-    timeoutMs: durationMs("--timeout", flags.timeout ?? env.MFT_TIMEOUT) ?? 120_000,
-    maxLineLength: positive("--max-line-length", flags["max-line-length"], true),
-    maxBodyBytes: byteSize(
-      "--max-body-size",
-      flags["max-body-size"] ?? optionalEnv(env, "MFT_MAX_BODY_SIZE"),
+    tpm: positiveNumberFlag("--tpm", nonEmpty(flags.tpm ?? env.MFT_TPM)),
+    maxAttempts: positiveNumberFlag(
+      "--max-attempts",
+      nonEmpty(flags["max-attempts"] ?? env.MFT_MAX_ATTEMPTS),
+      true,
+    ) ?? 3,
+    timeoutMs: durationFlag("--timeout", nonEmpty(flags.timeout ?? env.MFT_TIMEOUT)) ?? 120_000,
+    maxLineLength: positiveNumberFlag(
+      "--max-line-length",
+      nonEmpty(flags["max-line-length"]),
+      true,
     ),
-    mockLatencyMs: durationMs("--mock-latency", flags["mock-latency"]),
+    maxBodyBytes: byteSizeFlag(
+      "--max-body-size",
+      nonEmpty(flags["max-body-size"] ?? optionalEnv(env, "MFT_MAX_BODY_SIZE")),
+    ),
+    mockLatencyMs: durationFlag("--mock-latency", nonEmpty(flags["mock-latency"])),
     mockFailureRate,
     token: env.MFT_SERVER_TOKEN || undefined,
     dataDir: flags["data-dir"] ?? (optionalEnv(env, "MFT_DATA_DIR") || undefined),
-    maxFileBytes: positive(
+    maxFileBytes: positiveNumberFlag(
       "--max-file-bytes",
-      flags["max-file-bytes"] ?? optionalEnv(env, "MFT_MAX_FILE_BYTES"),
+      nonEmpty(flags["max-file-bytes"] ?? optionalEnv(env, "MFT_MAX_FILE_BYTES")),
       true,
     ),
     batchMode: batchMode(flags.mode, provider),
-    batchPollMs: durationMs("MFT_BATCH_POLL_INTERVAL", optionalEnv(env, "MFT_BATCH_POLL_INTERVAL")),
+    batchPollMs: durationFlag(
+      "MFT_BATCH_POLL_INTERVAL",
+      nonEmpty(optionalEnv(env, "MFT_BATCH_POLL_INTERVAL")),
+    ),
   };
 }
 
@@ -535,7 +514,7 @@ export async function serve(
   } catch (error) {
     shared?.close();
     const e = error as Error & { code?: string };
-    if (e?.name === "UsageError" || e?.code?.startsWith("ERR_PARSE_ARGS") || isConfigError(e)) {
+    if (e?.code?.startsWith("ERR_PARSE_ARGS") || isConfigError(e)) {
       io.stderr(`model-fine-tuner serve: ${e.message}\n`);
       return 2;
     }

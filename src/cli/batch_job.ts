@@ -11,7 +11,8 @@ import { parseArgs } from "node:util";
 import type { CliIo } from "../../cli.ts";
 import { providerFetch } from "../adapter/runtime.ts";
 import { cutUnfinishedLastLine, fileLines, sameFile, shellQuote } from "../fs/files.ts";
-import { formatDuration, parseDurationMs } from "../duration.ts";
+import { formatDuration } from "../duration.ts";
+import { durationFlag, nonEmpty, positiveNumberFlag } from "../flags.ts";
 import { ConfigError } from "../errors.ts";
 import { outputId } from "../formats.ts";
 import { IdSet } from "../id_set.ts";
@@ -59,11 +60,7 @@ export function parseBatchFlags(
   let deadlineMs: number | undefined;
   if (deadline !== undefined) {
     if (m === "realtime") throw new ConfigError("--deadline needs --mode batch or --mode auto");
-    try {
-      deadlineMs = parseDurationMs(deadline);
-    } catch (error) {
-      throw new ConfigError(`--deadline: ${(error as Error).message}`);
-    }
+    deadlineMs = durationFlag("--deadline", deadline);
   }
   return { mode: m, deadlineMs };
 }
@@ -175,24 +172,13 @@ async function readIds(
   return ids;
 }
 
-function envDuration(io: CliIo, name: string): number | undefined {
-  const text = io.env[name];
-  if (text === undefined || text === "") return undefined;
-  try {
-    return parseDurationMs(text);
-  } catch (error) {
-    throw new ConfigError(`${name}: ${(error as Error).message}`);
-  }
-}
-
 function envLimits(io: CliIo): Partial<BatchLimits> | undefined {
-  const text = io.env.MFT_BATCH_MAX_ITEMS;
-  if (text === undefined || text === "") return undefined;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new ConfigError(`MFT_BATCH_MAX_ITEMS must be a positive whole number: got '${text}'`);
-  }
-  return { maxItems: n };
+  const maxItems = positiveNumberFlag(
+    "MFT_BATCH_MAX_ITEMS",
+    nonEmpty(io.env.MFT_BATCH_MAX_ITEMS),
+    true,
+  );
+  return maxItems === undefined ? undefined : { maxItems };
 }
 
 /** What `run` hands to batch mode. */
@@ -288,8 +274,14 @@ export async function runBatchMode(ctx: BatchRunContext): Promise<number | undef
     fetch: providerFetch(),
     limits: envLimits(io),
   });
-  const pollIntervalMs = envDuration(io, "MFT_BATCH_POLL_INTERVAL");
-  const cancelGraceMs = envDuration(io, "MFT_BATCH_CANCEL_GRACE");
+  const pollIntervalMs = durationFlag(
+    "MFT_BATCH_POLL_INTERVAL",
+    nonEmpty(io.env.MFT_BATCH_POLL_INTERVAL),
+  );
+  const cancelGraceMs = durationFlag(
+    "MFT_BATCH_CANCEL_GRACE",
+    nonEmpty(io.env.MFT_BATCH_CANCEL_GRACE),
+  );
 
   // The errors file may be the input (`run errors.jsonl`): read it from a copy set aside.
   let lines: ReadableStream<string> | undefined = ctx.lines;
