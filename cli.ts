@@ -18,6 +18,7 @@ import { IdSet } from "./src/id_set.ts";
 import { finished, progressLine, RateMeter, summaryLines } from "./src/progress.ts";
 import { createProvider, type ProviderName, PROVIDERS } from "./src/providers/create_provider.ts";
 import type { Provider } from "./src/providers/provider.ts";
+import { API_KEY_VARIABLES, providerAccess, providerWithKey } from "./src/provider_env.ts";
 import { QUOTA_OPTIONS, sharedQuota } from "./src/redis/shared_quota.ts";
 import { connectQuotaStore } from "./src/redis/connection.ts";
 import { runBatch, type RunStats } from "./src/run.ts";
@@ -337,9 +338,6 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
   let lines = linesOf(input === "-" ? io.stdin() : fileBytes(input));
 
   // Provider: named, or detected from the first valid line and the keys that are set.
-  const env = io.env;
-  const geminiKey = env.GEMINI_API_KEY || env.GOOGLE_API_KEY || undefined;
-  const openaiKey = env.OPENAI_API_KEY || undefined;
   let providerName = values.provider as ProviderName | undefined;
   if (providerName === undefined) {
     const peeked = await peekFormat(lines);
@@ -349,7 +347,7 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
       : peeked.format === "gemini-batch"
       ? "gemini"
       : undefined;
-    providerName = byFormat ?? (geminiKey ? "gemini" : openaiKey ? "openai" : undefined);
+    providerName = byFormat ?? providerWithKey(io.env);
     if (providerName === undefined) {
       throw new UsageError(
         "cannot pick a provider: the input is in the simple format and neither GEMINI_API_KEY nor OPENAI_API_KEY is set; pass --provider (mock runs offline)",
@@ -359,29 +357,11 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
       `auto: provider ${providerName} (${
         byFormat
           ? `input is in the ${peeked.format} format`
-          : `${providerName === "gemini" ? "GEMINI_API_KEY" : "OPENAI_API_KEY"} is set`
+          : `${API_KEY_VARIABLES[providerName as "gemini" | "openai"]} is set`
       })\n`,
     );
   }
-  const apiKey = providerName === "gemini"
-    ? geminiKey
-    : providerName === "openai"
-    ? openaiKey
-    : undefined;
-  const baseUrl = values["base-url"] ??
-    (providerName === "gemini"
-      ? env.GEMINI_BASE_URL
-      : providerName === "openai"
-      ? env.OPENAI_BASE_URL
-      : undefined) ??
-    undefined;
-  if (providerName !== "mock" && !apiKey && !baseUrl) {
-    throw new UsageError(
-      providerName === "gemini"
-        ? "GEMINI_API_KEY (or GOOGLE_API_KEY) is not set"
-        : "OPENAI_API_KEY is not set (an OpenAI-compatible server without keys needs --base-url)",
-    );
-  }
+  const { apiKey, baseUrl } = providerAccess(providerName, io.env, values["base-url"]);
   const provider: Provider = createProvider({
     provider: providerName,
     apiKey,

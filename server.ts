@@ -26,6 +26,7 @@ import { createProvider, type ProviderName, PROVIDERS } from "./src/providers/cr
 import { GEMINI_DEFAULT_RATE } from "./src/providers/gemini.ts";
 import { MOCK_DEFAULT_RATE } from "./src/providers/mock.ts";
 import { OPENAI_DEFAULT_RATE } from "./src/providers/openai.ts";
+import { providerAccess, providerWithKey } from "./src/provider_env.ts";
 import { createApp } from "./src/server/app.ts";
 import { createBatchBackend } from "./src/batch/create_batch_backend.ts";
 import type { BatchManager } from "./src/server/batch_api/batch_manager.ts";
@@ -215,33 +216,17 @@ function batchMode(text: string | undefined, provider: ProviderName): "realtime"
  * @throws {UsageError} with a message for the user, when a setting is invalid.
  */
 export function resolveServerConfig(flags: ServeFlags, env: Env): ServerConfig {
-  const geminiKey = env.GEMINI_API_KEY || env.GOOGLE_API_KEY || undefined;
-  const openaiKey = env.OPENAI_API_KEY || undefined;
   const named = flags.provider ?? (env.MFT_PROVIDER || undefined);
   if (named !== undefined && !(PROVIDERS as readonly string[]).includes(named)) {
     throw new UsageError(`unknown provider '${named}': use one of ${PROVIDERS.join(", ")}`);
   }
-  const provider = (named as ProviderName | undefined) ??
-    (geminiKey ? "gemini" : openaiKey ? "openai" : undefined);
+  const provider = (named as ProviderName | undefined) ?? providerWithKey(env);
   if (provider === undefined) {
     throw new UsageError(
       "cannot pick a provider: pass --provider (or set MFT_PROVIDER), or set GEMINI_API_KEY or OPENAI_API_KEY (mock runs offline)",
     );
   }
-  const apiKey = provider === "gemini" ? geminiKey : provider === "openai" ? openaiKey : undefined;
-  const baseUrl = flags["base-url"] ??
-    ((provider === "gemini"
-      ? env.GEMINI_BASE_URL
-      : provider === "openai"
-      ? env.OPENAI_BASE_URL
-      : undefined) || undefined);
-  if (provider !== "mock" && !apiKey && !baseUrl) {
-    throw new UsageError(
-      provider === "gemini"
-        ? "GEMINI_API_KEY (or GOOGLE_API_KEY) is not set"
-        : "OPENAI_API_KEY is not set (an OpenAI-compatible server without keys needs --base-url)",
-    );
-  }
+  const { apiKey, baseUrl } = providerAccess(provider, env, flags["base-url"]);
   const mockFailureRate = fractionFlag("--mock-failure-rate", flags["mock-failure-rate"]);
   return {
     provider,

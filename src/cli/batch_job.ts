@@ -14,6 +14,7 @@ import { cutUnfinishedLastLine, fileLines, sameFile, shellQuote } from "../fs/fi
 import { formatDuration } from "../duration.ts";
 import { durationFlag, nonEmpty, positiveNumberFlag } from "../flags.ts";
 import { ConfigError } from "../errors.ts";
+import { API_KEY_VARIABLES, envApiKey, envBaseUrl } from "../provider_env.ts";
 import { outputId } from "../formats.ts";
 import { IdSet } from "../id_set.ts";
 import type { BatchLimits } from "../batch/backend.ts";
@@ -496,12 +497,8 @@ export async function batchCommand(
     io.stderr(`model-fine-tuner: no batch job for ${output} (no ${jobPaths(output).job})\n`);
     return 2;
   }
-  const env = io.env;
-  const apiKey = job.provider === "gemini"
-    ? env.GEMINI_API_KEY || env.GOOGLE_API_KEY || undefined
-    : env.OPENAI_API_KEY || undefined;
-  const baseUrl = values["base-url"] ||
-    (job.provider === "gemini" ? env.GEMINI_BASE_URL : env.OPENAI_BASE_URL) || job.baseUrl;
+  const apiKey = envApiKey(job.provider, io.env);
+  const baseUrl = values["base-url"] || envBaseUrl(job.provider, io.env) || job.baseUrl;
   const reachable = apiKey !== undefined || (baseUrl !== undefined && baseUrl !== "");
   const backend = reachable
     ? createBatchBackend({
@@ -513,7 +510,7 @@ export async function batchCommand(
       fetch: providerFetch(),
     })
     : undefined;
-  const keyName = job.provider === "gemini" ? "GEMINI_API_KEY" : "OPENAI_API_KEY";
+  const keyName = API_KEY_VARIABLES[job.provider];
 
   if (command === "status") {
     const live = new Map<string, LiveBatch>();
