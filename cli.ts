@@ -32,6 +32,7 @@ import { batchCommand, parseBatchFlags, runBatchMode } from "./src/cli/batch_job
 import { recordRun, reportCommand, writeReport } from "./src/cli/report.ts";
 import { acquireOutputLock, type OutputLock } from "./src/cli/output_lock.ts";
 import { carryOverErrors, defaultErrorsFile } from "./src/cli/errors_file.ts";
+import { stopThenQuit } from "./src/cli/interrupt.ts";
 import { followParent, lifelineSpawnOptions } from "./src/cli/lifeline.ts";
 import { describeDiskError, fileSink, isDiskError, textSink } from "./src/cli/jsonl_sink.ts";
 import { answeredIds } from "./src/cli/resume_files.ts";
@@ -475,17 +476,11 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
     signal: hard.signal,
     observer: record?.observer,
   });
-  let interrupts = 0;
-  const removeInterrupt = io.onInterrupt(() => {
-    interrupts++;
-    if (interrupts === 1) {
-      stop.abort(new DOMException("interrupted", "AbortError"));
-      io.stderr(
-        `\nstopping: no new requests; waiting for ${run.stats.inFlight} in flight (Ctrl-C again to quit now)\n`,
-      );
-    } else {
-      hard.abort(new DOMException("interrupted twice", "AbortError"));
-    }
+  const removeInterrupt = stopThenQuit(io, {
+    stop,
+    hard,
+    message: () =>
+      `\nstopping: no new requests; waiting for ${run.stats.inFlight} in flight (Ctrl-C again to quit now)\n`,
   });
 
   log(

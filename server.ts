@@ -27,6 +27,7 @@ import { GEMINI_DEFAULT_RATE } from "./src/providers/gemini.ts";
 import { MOCK_DEFAULT_RATE } from "./src/providers/mock.ts";
 import { OPENAI_DEFAULT_RATE } from "./src/providers/openai.ts";
 import { providerAccess, providerWithKey } from "./src/provider_env.ts";
+import { onTwoStageInterrupt } from "./src/cli/interrupt.ts";
 import { createApp } from "./src/server/app.ts";
 import { createBatchBackend } from "./src/batch/create_batch_backend.ts";
 import type { BatchManager } from "./src/server/batch_api/batch_manager.ts";
@@ -533,10 +534,9 @@ export async function serve(
   );
 
   return await new Promise<number>((resolve) => {
-    let interrupts = 0;
-    const remove = io.onInterrupt(() => {
-      interrupts++;
-      if (interrupts === 1) {
+    const remove = onTwoStageInterrupt(
+      io,
+      () => {
         io.stderr(
           "stopping: no new requests; open runs finish what is in flight (Ctrl-C again to quit now)\n",
         );
@@ -551,13 +551,14 @@ export async function serve(
           shared?.close();
           resolve(1);
         });
-      } else {
+      },
+      () => {
         remove();
         shared?.close();
         server.close({ force: true }).catch(() => {});
         resolve(130);
-      }
-    });
+      },
+    );
   });
 }
 

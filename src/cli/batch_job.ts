@@ -9,6 +9,7 @@ import * as path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import type { CliIo } from "../../cli.ts";
+import { stopThenQuit } from "./interrupt.ts";
 import { providerFetch } from "../adapter/runtime.ts";
 import { cutUnfinishedLastLine, fileLines, sameFile, shellQuote } from "../fs/files.ts";
 import { formatDuration } from "../duration.ts";
@@ -323,17 +324,11 @@ export async function runBatchMode(ctx: BatchRunContext): Promise<number | undef
 
   const stop = new AbortController();
   const hard = new AbortController();
-  let interrupts = 0;
-  const removeInterrupt = io.onInterrupt(() => {
-    interrupts++;
-    if (interrupts === 1) {
-      stop.abort(new DOMException("interrupted", "AbortError"));
-      io.stderr(
-        "\ndetaching: the batches keep running at the provider (Ctrl-C again to quit now)\n",
-      );
-    } else {
-      hard.abort(new DOMException("interrupted twice", "AbortError"));
-    }
+  const removeInterrupt = stopThenQuit(io, {
+    stop,
+    hard,
+    message: () =>
+      "\ndetaching: the batches keep running at the provider (Ctrl-C again to quit now)\n",
   });
 
   log(
