@@ -25,17 +25,21 @@ import { runBatch, type RunStats } from "./src/run.ts";
 import { providerFetch } from "./src/adapter/runtime.ts";
 import { providerPost } from "./src/adapter/node_http_post.ts";
 import { watchRate } from "./src/cli/rate_check.ts";
-import { fileBytes, fileLines, linesOf, sameFile, shellQuote } from "./src/fs/files.ts";
+import { fileBytes, fileLines, linesOf, sameFile } from "./src/fs/files.ts";
 import { serve } from "./server.ts";
 import { openServerStorage } from "./src/fs/batch_storage.ts";
 import { batchCommand, parseBatchFlags, runBatchMode } from "./src/cli/batch_job.ts";
 import { recordRun, reportCommand, writeReport } from "./src/cli/report.ts";
 import { acquireOutputLock, type OutputLock } from "./src/cli/output_lock.ts";
-import { carryOverErrors, defaultErrorsFile } from "./src/cli/errors_file.ts";
+import {
+  carryOverErrors,
+  defaultErrorsFile,
+  moveAsideIfErrorsFile,
+} from "./src/cli/errors_file.ts";
 import { stopThenQuit } from "./src/cli/interrupt.ts";
 import { followParent, lifelineSpawnOptions } from "./src/cli/lifeline.ts";
 import { describeDiskError, fileSink, isDiskError, textSink } from "./src/cli/jsonl_sink.ts";
-import { answeredIds } from "./src/cli/resume_files.ts";
+import { answeredIds, resumeCommand } from "./src/cli/resume_files.ts";
 
 export const HELP =
   `model-fine-tuner ${pkg.version}: rate-limited fire-and-forget batch LLM inference
@@ -431,13 +435,13 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
 
   // The errors file may be the input (the retry workflow: `run errors.jsonl`). Move the input
   // aside first so that nothing is read from a file being rewritten, and nothing is lost on a crash.
-  if (input !== "-" && sameFile(input, errorsFile)) {
-    inputFile = `${errorsFile}.retry-${Date.now()}`;
-    await lines.cancel();
-    fs.renameSync(input, inputFile);
-    lines = fileLines(inputFile);
-    log(`input is the errors file: reading it from ${inputFile}\n`);
-  }
+  const moved = await moveAsideIfErrorsFile(input, {
+    errorsFile,
+    lines,
+    readLines: fileLines,
+    log,
+  });
+  if (moved) ({ file: inputFile, lines } = moved);
   const skip = values.resume
     ? await answeredIds(output, (line) => io.stderr(`${line}\n`))
     : undefined;
@@ -535,23 +539,15 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
     shared.close();
   }
   const stats = await run.done;
-  const again = [
-    "model-fine-tuner",
-    "run",
-    inputFile,
-    ...argv.filter((a) => a !== input && a !== "--resume" && a !== "--overwrite"),
-    "--resume",
-  ];
-  record?.finish(stats, stats.stopped ? again.map(shellQuote).join(" ") : undefined);
+  const again = resumeCommand(argv, input, inputFile);
+  record?.finish(stats, stats.stopped ? again : undefined);
   if (!quiet && io.isTTY) io.stderr("\r\x1b[K");
   for (
     const line of summaryLines(stats, { output: toStdout ? "stdout" : output, errors: errorsFile })
   ) log(line + "\n");
   if (disk) {
     io.stderr(
-      `stopped: ${disk.message}; ${disk.unwritten} answers could not be written and will be sent again. Free some space, then resume with:\n  ${
-        again.map(shellQuote).join(" ")
-      }\n`,
+      `stopped: ${disk.message}; ${disk.unwritten} answers could not be written and will be sent again. Free some space, then resume with:\n  ${again}\n`,
     );
     return 4;
   }
@@ -563,7 +559,7 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
         total?.value ?? stats.read
       } lines done; resume${
         stats.fatal?.kind === "daily_quota" ? " after the reset" : ""
-      } with:\n  ${again.map(shellQuote).join(" ")}\n`,
+      } with:\n  ${again}\n`,
     );
     return stats.fatal ? 3 : 130;
   }

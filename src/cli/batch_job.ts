@@ -10,13 +10,14 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import type { CliIo } from "../../cli.ts";
 import { stopThenQuit } from "./interrupt.ts";
+import { moveAsideIfErrorsFile } from "./errors_file.ts";
+import { answeredIds, recordIds, resumeCommand } from "./resume_files.ts";
 import { providerFetch } from "../adapter/runtime.ts";
-import { cutUnfinishedLastLine, fileLines, sameFile, shellQuote } from "../fs/files.ts";
+import { fileLines, shellQuote } from "../fs/files.ts";
 import { formatDuration } from "../duration.ts";
 import { durationFlag, nonEmpty, positiveNumberFlag } from "../flags.ts";
 import { ConfigError } from "../errors.ts";
 import { API_KEY_VARIABLES, envApiKey, envBaseUrl } from "../provider_env.ts";
-import { outputId } from "../formats.ts";
 import { IdSet } from "../id_set.ts";
 import type { BatchLimits } from "../batch/backend.ts";
 import {
@@ -145,35 +146,6 @@ export function fileJobStore(output: string): JobStore {
   };
 }
 
-/**
- * Ids in a JSONL file of records (output or errors), after cutting a last line a crash left
- * unfinished. `skip` leaves out error records of these codes (rejected lines mark no item done).
- */
-async function readIds(
-  file: string,
-  io: CliIo,
-  skip?: ReadonlySet<string>,
-): Promise<IdSet> {
-  const ids = new IdSet();
-  if (!fs.existsSync(file)) return ids;
-  if (cutUnfinishedLastLine(file)) {
-    io.stderr(`resume: removed an unfinished last line from ${file}\n`);
-  }
-  for await (const line of fileLines(file)) {
-    if (line.trim() === "") continue;
-    try {
-      const record = JSON.parse(line);
-      const code = record?.error?.code;
-      if (skip && typeof code === "string" && skip.has(code)) continue;
-      const id = outputId(record);
-      if (id !== undefined) ids.add(id);
-    } catch {
-      // not a record: nothing to skip
-    }
-  }
-  return ids;
-}
-
 function envLimits(io: CliIo): Partial<BatchLimits> | undefined {
   const maxItems = positiveNumberFlag(
     "MFT_BATCH_MAX_ITEMS",
@@ -291,16 +263,21 @@ export async function runBatchMode(ctx: BatchRunContext): Promise<number | undef
   if (open) {
     await ctx.lines.cancel();
     lines = undefined;
-  } else if (ctx.input !== "-" && sameFile(ctx.input, errorsFile)) {
-    retryFile = `${errorsFile}.retry-${Date.now()}`;
-    await ctx.lines.cancel();
-    fs.renameSync(ctx.input, retryFile);
-    lines = ctx.readLines(retryFile);
-    log(`input is the errors file: reading it from ${retryFile}\n`);
+  } else {
+    const moved = await moveAsideIfErrorsFile(ctx.input, {
+      errorsFile,
+      lines: ctx.lines,
+      readLines: ctx.readLines,
+      log,
+    });
+    if (moved) ({ file: retryFile, lines } = moved);
   }
 
-  const answered = ctx.resume ? await readIds(output, io) : new IdSet();
-  const errored = open ? await readIds(errorsFile, io, PLAN_REJECT_CODES) : new IdSet();
+  const note = (line: string) => io.stderr(`${line}\n`);
+  const answered = ctx.resume ? await answeredIds(output, note) : new IdSet();
+  const errored = open
+    ? await recordIds(errorsFile, note, { skipCodes: PLAN_REJECT_CODES })
+    : new IdSet();
   if (ctx.resume && answered.size > 0) log(`resume: ${answered.size} ids already in ${output}\n`);
 
   let out: number | undefined;
@@ -379,7 +356,7 @@ export async function runBatchMode(ctx: BatchRunContext): Promise<number | undef
     });
   } catch (error) {
     if (hard.signal.aborted || stop.signal.aborted) {
-      io.stderr(`\ninterrupted; resume with:\n  ${resumeHint(ctx)}\n`);
+      io.stderr(`\ninterrupted; resume with:\n  ${resumeCommand(ctx.argv, ctx.input)}\n`);
       return 130;
     }
     throw error;
@@ -396,30 +373,19 @@ export async function runBatchMode(ctx: BatchRunContext): Promise<number | undef
     if (stats.fatal) {
       io.stderr(
         `stopped: ${stats.fatal.message}. Nothing more was sent; fix it, then resume with:\n  ${
-          resumeHint(ctx)
+          resumeCommand(ctx.argv, ctx.input)
         }\n`,
       );
       return 3;
     }
     io.stderr(
       `detached with ${stats.pending} items pending; the batches keep running at the provider. Re-attach with:\n  ${
-        resumeHint(ctx)
+        resumeCommand(ctx.argv, ctx.input)
       }\nor cancel them with:\n  model-fine-tuner cancel ${shellQuote(output)}\n`,
     );
     return 130;
   }
   return fs.existsSync(errorsFile) && fs.statSync(errorsFile).size > 0 ? 1 : 0;
-}
-
-function resumeHint(ctx: BatchRunContext): string {
-  const again = [
-    "model-fine-tuner",
-    "run",
-    ctx.input,
-    ...ctx.argv.filter((a) => a !== ctx.input && a !== "--resume" && a !== "--overwrite"),
-    "--resume",
-  ];
-  return again.map(shellQuote).join(" ");
 }
 
 /** A base URL without any user or password in it (job files are not secret). */
