@@ -8,6 +8,9 @@
  * @module
  */
 import { providerFetch } from "./src/adapter/runtime.ts";
+import { importAtRuntime } from "./src/adapter/import_at_runtime.ts";
+import { type RunningServer, startServer } from "./src/adapter/listen.ts";
+export { type RunningServer, startServer, type StartServerOptions } from "./src/adapter/listen.ts";
 import { QUOTA_OPTIONS, sharedQuota } from "./src/redis/shared_quota.ts";
 import type { QuotaStoreConnection } from "./src/redis/connection.ts";
 import type { Quota } from "./src/quota.ts";
@@ -76,28 +79,6 @@ export interface ServerConfig {
   batchPollMs?: number;
 }
 
-/** A server listening on a socket. */
-export interface RunningServer {
-  /** `http://host:port`, with the port actually bound. */
-  url: string;
-  hostname: string;
-  port: number;
-  runtime: "bun" | "deno" | "node";
-  /**
-   * Stops listening. Graceful by default: resolves once open responses have ended. `force`
-   * also drops open connections (Bun, Node) or stops waiting for them (Deno).
-   */
-  close(options?: { force?: boolean }): Promise<void>;
-}
-
-/** Options for {@linkcode startServer}. */
-export interface StartServerOptions {
-  /** Interface to listen on. @default "127.0.0.1" */
-  hostname?: string;
-  /** TCP port; 0 picks a free one. @default 8787 */
-  port?: number;
-}
-
 /** `model-fine-tuner serve --help`. */
 export const SERVE_HELP = `Usage:
   model-fine-tuner serve [--host 127.0.0.1] [--port 8787] [options]
@@ -161,11 +142,6 @@ const DEFAULT_RATES: Record<ProviderName, number> = {
   openai: OPENAI_DEFAULT_RATE,
   mock: MOCK_DEFAULT_RATE,
 };
-
-/** Imports a module bundlers must not follow (Node built-ins, the Node adapter): see the top. */
-function importAtRuntime<T>(specifier: string): Promise<T> {
-  return import(specifier);
-}
 
 /** Flags of `serve`, as parseArgs gives them; also the shape `resolveServerConfig` reads. */
 export interface ServeFlags {
@@ -326,74 +302,6 @@ export function buildServerApp(
         }
         : undefined,
     },
-  });
-}
-
-function hostForUrl(hostname: string): string {
-  return hostname.includes(":") && !hostname.startsWith("[") ? `[${hostname}]` : hostname;
-}
-
-/**
- * Listens on `hostname:port` with the runtime's own server: `Bun.serve` (idle timeout off, so
- * long quiet streams are not cut), `Deno.serve`, or `@hono/node-server` on Node (request
- * timeout off, so a body read at the run's pace is not cut).
- * @param fetch The handler, e.g. `app.fetch`.
- * @throws when the address can not be bound.
- */
-export async function startServer(
-  fetch: (request: Request) => Response | Promise<Response>,
-  options: StartServerOptions = {},
-): Promise<RunningServer> {
-  const hostname = options.hostname ?? "127.0.0.1";
-  const port = options.port ?? 8787;
-  const done = (
-    runtime: RunningServer["runtime"],
-    bound: number,
-    close: RunningServer["close"],
-  ): RunningServer => ({
-    url: `http://${hostForUrl(hostname)}:${bound}`,
-    hostname,
-    port: bound,
-    runtime,
-    close,
-  });
-  if (typeof Bun !== "undefined") {
-    const server = Bun.serve({
-      hostname,
-      port,
-      idleTimeout: 0,
-      fetch: (request) => fetch(request),
-    });
-    return done("bun", server.port!, async ({ force = false } = {}) => {
-      await server.stop(force);
-    });
-  }
-  if (typeof Deno !== "undefined") {
-    const server = Deno.serve({ hostname, port, onListen() {} }, (request) => fetch(request));
-    return done("deno", server.addr.port, async ({ force = false } = {}) => {
-      const shutdown = server.shutdown();
-      if (!force) await shutdown;
-    });
-  }
-  const { serve } = await importAtRuntime<typeof import("@hono/node-server")>("@hono/node-server");
-  return await new Promise<RunningServer>((resolve, reject) => {
-    const server = serve(
-      { fetch: (request) => fetch(request), hostname, port, serverOptions: { requestTimeout: 0 } },
-      (info) => {
-        server.off("error", reject);
-        resolve(done("node", info.port, ({ force = false } = {}) =>
-          new Promise<void>((closed) => {
-            server.close(() => closed());
-            const s = server as {
-              closeAllConnections?: () => void;
-              closeIdleConnections?: () => void;
-            };
-            if (force) s.closeAllConnections?.();
-            else s.closeIdleConnections?.();
-          })));
-      },
-    );
-    server.once("error", reject);
   });
 }
 

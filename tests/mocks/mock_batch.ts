@@ -17,6 +17,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import * as v from "valibot";
 import { createMockApp, type MockProviderOptions } from "./mock_provider.ts";
+import { startServer } from "../../src/adapter/listen.ts";
 
 /** Options of {@link createMockBatchApp} and {@link startMockBatch}. */
 export interface MockBatchOptions {
@@ -1099,34 +1100,25 @@ export function createMockBatchApp(
  * await mock.close();
  * ```
  */
-export function startMockBatch(options?: MockBatchOptions): Promise<MockBatchServer> {
-  try {
-    const { app, state } = build(options);
-    const port = options?.port ?? 0;
-    let url: string;
-    let stop: () => Promise<void>;
-    if ("Bun" in globalThis) {
-      const server = Bun.serve({ hostname: "127.0.0.1", port, idleTimeout: 0, fetch: app.fetch });
-      url = `http://127.0.0.1:${server.port}`;
-      stop = () => server.stop(true);
-    } else if ("Deno" in globalThis) {
-      const server = Deno.serve({ hostname: "127.0.0.1", port, onListen() {} }, app.fetch);
-      url = `http://127.0.0.1:${server.addr.port}`;
-      stop = () => server.shutdown();
-    } else {
-      throw new Error("Cannot start the mock batch API: it needs Bun or Deno");
-    }
-    let closing: Promise<void> | undefined;
-    return Promise.resolve({
-      url,
-      batches: () => state.order.map((b) => info(state, b)),
-      stats: () => statsOf(state),
-      submissions: () => new Map(state.submissions),
-      close: () => (closing ??= stop()),
-    });
-  } catch (error) {
-    return Promise.reject(error);
+export async function startMockBatch(options?: MockBatchOptions): Promise<MockBatchServer> {
+  if (!("Bun" in globalThis) && !("Deno" in globalThis)) {
+    throw new Error("Cannot start the mock batch API: it needs Bun or Deno");
   }
+  const { app, state } = build(options);
+  const server = await startServer((request) => app.fetch(request), {
+    hostname: "127.0.0.1",
+    port: options?.port ?? 0,
+  });
+  // Bun drops open connections at once; Deno's shutdown waits for the handlers.
+  const stop = () => server.close({ force: server.runtime === "bun" });
+  let closing: Promise<void> | undefined;
+  return {
+    url: server.url,
+    batches: () => state.order.map((b) => info(state, b)),
+    stats: () => statsOf(state),
+    submissions: () => new Map(state.submissions),
+    close: () => (closing ??= stop()),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
