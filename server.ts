@@ -17,12 +17,15 @@ import type { Quota } from "./src/quota.ts";
 import { GEMINI_DEFAULT_MODEL } from "./src/providers/gemini.ts";
 import { OPENAI_DEFAULT_MODEL } from "./src/providers/openai.ts";
 import type { Hono } from "hono";
+import * as v from "valibot";
 import {
-  byteSizeFlag,
-  durationFlag,
-  fractionFlag,
+  byteSize,
+  duration,
+  fraction,
   nonEmpty,
-  positiveNumberFlag,
+  parseFlags,
+  positiveNumber,
+  rateOrAuto,
 } from "./src/flags.ts";
 import { ConfigError, isConfigError, UsageError } from "./src/errors.ts";
 import { createProvider, type ProviderName, PROVIDERS } from "./src/providers/create_provider.ts";
@@ -173,18 +176,34 @@ function optionalEnv(env: Env, name: string): string | undefined {
   }
 }
 
-function batchMode(text: string | undefined, provider: ProviderName): "realtime" | "batch" {
-  if (text === undefined || text === "realtime") return "realtime";
-  if (text !== "batch") {
-    throw new UsageError(`--mode must be realtime or batch: got '${text}'`);
-  }
-  if (provider === "mock") {
-    throw new UsageError(
-      "--mode batch needs --provider openai or gemini (offline: serve scripts/start_mock_batch.ts and pass its URL as --base-url)",
-    );
-  }
-  return "batch";
-}
+/**
+ * `serve`'s settings as text, each from its flag or else its environment variable (an empty
+ * variable counts as unset), checked in one go; every message names the flag.
+ */
+const ServeSettings = v.object({
+  provider: v.optional(
+    v.picklist(
+      PROVIDERS,
+      (issue) => `unknown provider '${issue.input}': use one of ${PROVIDERS.join(", ")}`,
+    ),
+  ),
+  "mock-failure-rate": v.optional(fraction("--mock-failure-rate")),
+  "rate-limit": v.optional(rateOrAuto("--rate-limit")),
+  tpm: v.optional(positiveNumber("--tpm")),
+  "max-attempts": v.optional(positiveNumber("--max-attempts", true)),
+  timeout: v.optional(duration("--timeout")),
+  "max-line-length": v.optional(positiveNumber("--max-line-length", true)),
+  "max-body-size": v.optional(byteSize("--max-body-size")),
+  "mock-latency": v.optional(duration("--mock-latency")),
+  "max-file-bytes": v.optional(positiveNumber("--max-file-bytes", true)),
+  mode: v.optional(
+    v.picklist(
+      ["realtime", "batch"],
+      (issue) => `--mode must be realtime or batch: got '${issue.input}'`,
+    ),
+  ),
+  "batch-poll-interval": v.optional(duration("MFT_BATCH_POLL_INTERVAL")),
+});
 
 /**
  * Resolves the server's settings: flags first, then the environment (`MFT_PROVIDER`,
@@ -193,57 +212,50 @@ function batchMode(text: string | undefined, provider: ProviderName): "realtime"
  * @throws {UsageError} with a message for the user, when a setting is invalid.
  */
 export function resolveServerConfig(flags: ServeFlags, env: Env): ServerConfig {
-  const named = flags.provider ?? (env.MFT_PROVIDER || undefined);
-  if (named !== undefined && !(PROVIDERS as readonly string[]).includes(named)) {
-    throw new UsageError(`unknown provider '${named}': use one of ${PROVIDERS.join(", ")}`);
-  }
-  const provider = (named as ProviderName | undefined) ?? providerWithKey(env);
+  const settings = parseFlags(ServeSettings, {
+    provider: flags.provider ?? (env.MFT_PROVIDER || undefined),
+    "rate-limit": nonEmpty(flags["rate-limit"] ?? env.MFT_RATE_LIMIT),
+    tpm: nonEmpty(flags.tpm ?? env.MFT_TPM),
+    "max-attempts": nonEmpty(flags["max-attempts"] ?? env.MFT_MAX_ATTEMPTS),
+    timeout: nonEmpty(flags.timeout ?? env.MFT_TIMEOUT),
+    "max-line-length": nonEmpty(flags["max-line-length"]),
+    "max-body-size": nonEmpty(flags["max-body-size"] ?? optionalEnv(env, "MFT_MAX_BODY_SIZE")),
+    "mock-latency": nonEmpty(flags["mock-latency"]),
+    "mock-failure-rate": flags["mock-failure-rate"],
+    "max-file-bytes": nonEmpty(flags["max-file-bytes"] ?? optionalEnv(env, "MFT_MAX_FILE_BYTES")),
+    mode: flags.mode,
+    "batch-poll-interval": nonEmpty(optionalEnv(env, "MFT_BATCH_POLL_INTERVAL")),
+  });
+  const provider = settings.provider ?? providerWithKey(env);
   if (provider === undefined) {
     throw new UsageError(
       "cannot pick a provider: pass --provider (or set MFT_PROVIDER), or set GEMINI_API_KEY or OPENAI_API_KEY (mock runs offline)",
     );
   }
   const { apiKey, baseUrl } = providerAccess(provider, env, flags["base-url"]);
-  const mockFailureRate = fractionFlag("--mock-failure-rate", flags["mock-failure-rate"]);
+  if (settings.mode === "batch" && provider === "mock") {
+    throw new UsageError(
+      "--mode batch needs --provider openai or gemini (offline: serve scripts/start_mock_batch.ts and pass its URL as --base-url)",
+    );
+  }
   return {
     provider,
     model: flags.model ?? (env.MFT_MODEL || undefined),
     baseUrl,
     apiKey,
-    rate: (flags["rate-limit"] ?? env.MFT_RATE_LIMIT) === "auto"
-      ? "auto"
-      : positiveNumberFlag("--rate-limit", nonEmpty(flags["rate-limit"] ?? env.MFT_RATE_LIMIT)) ??
-        DEFAULT_RATES[provider],
-    tpm: positiveNumberFlag("--tpm", nonEmpty(flags.tpm ?? env.MFT_TPM)),
-    maxAttempts: positiveNumberFlag(
-      "--max-attempts",
-      nonEmpty(flags["max-attempts"] ?? env.MFT_MAX_ATTEMPTS),
-      true,
-    ) ?? 3,
-    timeoutMs: durationFlag("--timeout", nonEmpty(flags.timeout ?? env.MFT_TIMEOUT)) ?? 120_000,
-    maxLineLength: positiveNumberFlag(
-      "--max-line-length",
-      nonEmpty(flags["max-line-length"]),
-      true,
-    ),
-    maxBodyBytes: byteSizeFlag(
-      "--max-body-size",
-      nonEmpty(flags["max-body-size"] ?? optionalEnv(env, "MFT_MAX_BODY_SIZE")),
-    ),
-    mockLatencyMs: durationFlag("--mock-latency", nonEmpty(flags["mock-latency"])),
-    mockFailureRate,
+    rate: settings["rate-limit"] ?? DEFAULT_RATES[provider],
+    tpm: settings.tpm,
+    maxAttempts: settings["max-attempts"] ?? 3,
+    timeoutMs: settings.timeout ?? 120_000,
+    maxLineLength: settings["max-line-length"],
+    maxBodyBytes: settings["max-body-size"],
+    mockLatencyMs: settings["mock-latency"],
+    mockFailureRate: settings["mock-failure-rate"],
     token: env.MFT_SERVER_TOKEN || undefined,
     dataDir: flags["data-dir"] ?? (optionalEnv(env, "MFT_DATA_DIR") || undefined),
-    maxFileBytes: positiveNumberFlag(
-      "--max-file-bytes",
-      nonEmpty(flags["max-file-bytes"] ?? optionalEnv(env, "MFT_MAX_FILE_BYTES")),
-      true,
-    ),
-    batchMode: batchMode(flags.mode, provider),
-    batchPollMs: durationFlag(
-      "MFT_BATCH_POLL_INTERVAL",
-      nonEmpty(optionalEnv(env, "MFT_BATCH_POLL_INTERVAL")),
-    ),
+    maxFileBytes: settings["max-file-bytes"],
+    batchMode: settings.mode ?? "realtime",
+    batchPollMs: settings["batch-poll-interval"],
   };
 }
 
