@@ -13,7 +13,8 @@ import pkg from "./package.json" with { type: "json" };
 import { isConfigError, UsageError } from "./src/errors.ts";
 import { type InputFormat, parseLine } from "./src/formats.ts";
 import { formatDuration, msToMidnightPacific } from "./src/duration.ts";
-import { durationFlag, fractionFlag, positiveNumberFlag } from "./src/flags.ts";
+import * as v from "valibot";
+import { duration, fraction, parseFlags, positiveNumber, rateOrAuto } from "./src/flags.ts";
 import { IdSet } from "./src/id_set.ts";
 import { finished, progressLine, RateMeter, summaryLines } from "./src/progress.ts";
 import { createProvider, type ProviderName, PROVIDERS } from "./src/providers/create_provider.ts";
@@ -150,6 +151,24 @@ const OPTIONS = {
   version: { type: "boolean", short: "V" },
 } as const;
 
+/** `run`'s values that are checked (a valibot schema like every boundary's); messages name the flag. */
+const RunSettings = v.object({
+  provider: v.optional(
+    v.picklist(
+      PROVIDERS,
+      (issue) => `unknown provider '${issue.input}': use one of ${PROVIDERS.join(", ")}`,
+    ),
+  ),
+  "rate-limit": v.optional(rateOrAuto("--rate-limit")),
+  tpm: v.optional(positiveNumber("--tpm")),
+  "max-attempts": v.optional(positiveNumber("--max-attempts", true)),
+  "max-in-flight": v.optional(positiveNumber("--max-in-flight", true)),
+  timeout: v.optional(duration("--timeout")),
+  backoff: v.optional(duration("--backoff")),
+  "mock-latency": v.optional(duration("--mock-latency")),
+  "mock-failure-rate": v.optional(fraction("--mock-failure-rate")),
+});
+
 /** Non-blank lines in a file, counted on bytes without decoding, for the progress total. */
 async function countLines(file: string): Promise<number> {
   let count = 0;
@@ -273,26 +292,19 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
   const input = positionals[0];
   const quiet = values.quiet ?? false;
   const log = (text: string) => quiet || io.stderr(text);
-  if (
-    values.provider !== undefined && !(PROVIDERS as readonly string[]).includes(values.provider)
-  ) {
-    throw new UsageError(
-      `unknown provider '${values.provider}': use one of ${PROVIDERS.join(", ")}`,
-    );
-  }
-  if (values.provider !== undefined && values.auto) {
+  // Every number, duration and fraction, checked before anything is read or sent.
+  const settings = parseFlags(RunSettings, values);
+  if (settings.provider !== undefined && values.auto) {
     throw new UsageError("give --provider or --auto, not both");
   }
-  const rate = values["rate-limit"] === "auto"
-    ? "auto"
-    : positiveNumberFlag("--rate-limit", values["rate-limit"]);
-  const tpm = positiveNumberFlag("--tpm", values.tpm);
-  const maxAttempts = positiveNumberFlag("--max-attempts", values["max-attempts"], true);
-  const maxInFlight = positiveNumberFlag("--max-in-flight", values["max-in-flight"], true);
-  const timeoutMs = durationFlag("--timeout", values.timeout) ?? 120_000;
-  const backoffMs = durationFlag("--backoff", values.backoff);
-  const mockLatency = durationFlag("--mock-latency", values["mock-latency"]);
-  const failureRate = fractionFlag("--mock-failure-rate", values["mock-failure-rate"]);
+  const rate = settings["rate-limit"];
+  const tpm = settings.tpm;
+  const maxAttempts = settings["max-attempts"];
+  const maxInFlight = settings["max-in-flight"];
+  const timeoutMs = settings.timeout ?? 120_000;
+  const backoffMs = settings.backoff;
+  const mockLatency = settings["mock-latency"];
+  const failureRate = settings["mock-failure-rate"];
   const batchFlags = parseBatchFlags(values.mode, values.deadline); // batch mode: src/cli/batch_job.ts
   if (values.resume && values.overwrite) {
     throw new UsageError("give --resume or --overwrite, not both");
@@ -343,7 +355,7 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
   let lines = linesOf(input === "-" ? io.stdin() : fileBytes(input));
 
   // Provider: named, or detected from the first valid line and the keys that are set.
-  let providerName = values.provider as ProviderName | undefined;
+  let providerName: ProviderName | undefined = settings.provider;
   if (providerName === undefined) {
     const peeked = await peekFormat(lines);
     lines = peeked.lines;
