@@ -44,26 +44,40 @@ test("recordIds() skips error records of the given codes and repairs a torn last
   expect(fs.readFileSync(file, "utf8").endsWith("\n")).toBe(true);
 });
 
+/** An input's lines that records whether it was cancelled. */
+function inputLines(): { lines: ReadableStream<string>; cancelled: () => boolean } {
+  let cancelled = false;
+  const lines = new ReadableStream<string>({
+    pull: () => {},
+    cancel: () => void (cancelled = true),
+  });
+  return { lines, cancelled: () => cancelled };
+}
+
 test("moveAsideIfErrorsFile() moves the errors file aside and reads it from there", async () => {
   const errors = path.join(dir, "out.errors.jsonl");
   fs.writeFileSync(errors, '{"id":"x","prompt":"p"}\n');
   const logged: string[] = [];
   const other = path.join(dir, "in.jsonl");
   fs.writeFileSync(other, "{}\n");
+  const kept = inputLines();
   expect(
     await moveAsideIfErrorsFile(other, {
       errorsFile: errors,
-      lines: fileLines(other),
+      lines: kept.lines,
       readLines: fileLines,
       log: (t) => logged.push(t),
     }),
   ).toBeUndefined();
+  expect(kept.cancelled()).toBe(false);
+  const input = inputLines();
   const moved = await moveAsideIfErrorsFile(errors, {
     errorsFile: errors,
-    lines: fileLines(errors),
+    lines: input.lines,
     readLines: fileLines,
     log: (t) => logged.push(t),
   });
+  expect(input.cancelled()).toBe(true);
   expect(moved?.file).toStartWith(`${errors}.retry-`);
   expect(fs.existsSync(errors)).toBe(false);
   const read: string[] = [];
