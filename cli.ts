@@ -9,6 +9,7 @@ import * as fs from "node:fs";
 import process from "node:process";
 import { Readable } from "node:stream";
 import { parseArgs } from "node:util";
+import { getRuntimeKey } from "hono/adapter";
 import pkg from "./package.json" with { type: "json" };
 import { isConfigError, UsageError } from "./src/errors.ts";
 import { type InputFormat, parseLine } from "./src/formats.ts";
@@ -22,7 +23,7 @@ import type { Provider } from "./src/providers/provider.ts";
 import { API_KEY_VARIABLES, providerAccess, providerWithKey } from "./src/provider_env.ts";
 import { QUOTA_OPTIONS, sharedQuota } from "./src/redis/shared_quota.ts";
 import { connectQuotaStore } from "./src/redis/connection.ts";
-import { runBatch, type RunStats } from "./src/run.ts";
+import { runRealtime, type RunStats } from "./src/run.ts";
 import { providerFetch } from "./src/adapter/runtime.ts";
 import { providerPost } from "./src/adapter/node_http_post.ts";
 import { watchRate } from "./src/cli/rate_check.ts";
@@ -479,7 +480,7 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
     input: inputFile,
     inFlight: () => run.stats.inFlight,
   });
-  const run = runBatch(lines, {
+  const run = runRealtime(lines, {
     provider,
     rate: shared.rate,
     quota: shared.quota,
@@ -685,7 +686,7 @@ export const BUN_MAX_HTTP_REQUESTS = "65535";
  * Returns the child's exit code, or undefined when no relaunch is needed.
  */
 async function relaunchForBunFetchCap(): Promise<number | undefined> {
-  if (!("Bun" in globalThis) || process.env.BUN_CONFIG_MAX_HTTP_REQUESTS) return undefined;
+  if (getRuntimeKey() !== "bun" || process.env.BUN_CONFIG_MAX_HTTP_REQUESTS) return undefined;
   // A compiled executable sees its own embedded entry ("/$bunfs/...") as argv[1].
   const args = process.argv.slice(process.argv[1]?.includes("$bunfs") ? 2 : 1);
   // Only the commands that open many requests pay for a second process start.

@@ -14,8 +14,8 @@ export { type RunningServer, startServer, type StartServerOptions } from "./src/
 import { QUOTA_OPTIONS, sharedQuota } from "./src/redis/shared_quota.ts";
 import type { QuotaStoreConnection } from "./src/redis/connection.ts";
 import type { Quota } from "./src/quota.ts";
-import { GEMINI_DEFAULT_MODEL } from "./src/providers/gemini.ts";
-import { OPENAI_DEFAULT_MODEL } from "./src/providers/openai.ts";
+import { GEMINI_DEFAULT_MODEL } from "./src/providers/gemini/realtime.ts";
+import { OPENAI_DEFAULT_MODEL } from "./src/providers/openai/realtime.ts";
 import type { Hono } from "hono";
 import * as v from "valibot";
 import {
@@ -29,9 +29,9 @@ import {
 } from "./src/flags.ts";
 import { ConfigError, isConfigError, UsageError } from "./src/errors.ts";
 import { createProvider, type ProviderName, PROVIDERS } from "./src/providers/create_provider.ts";
-import { GEMINI_DEFAULT_RATE } from "./src/providers/gemini.ts";
+import { GEMINI_DEFAULT_RATE } from "./src/providers/gemini/realtime.ts";
 import { MOCK_DEFAULT_RATE } from "./src/providers/mock.ts";
-import { OPENAI_DEFAULT_RATE } from "./src/providers/openai.ts";
+import { OPENAI_DEFAULT_RATE } from "./src/providers/openai/realtime.ts";
 import { providerAccess, providerWithKey } from "./src/provider_env.ts";
 import { onTwoStageInterrupt } from "./src/cli/interrupt.ts";
 import { createApp } from "./src/server/app.ts";
@@ -39,6 +39,8 @@ import { createBatchBackend } from "./src/batch/create_batch_backend.ts";
 import type { BatchManager } from "./src/server/batch_api/batch_manager.ts";
 import type { BatchStorage } from "./src/server/batch_api/storage.ts";
 import { isLoopback } from "./src/server/loopback.ts";
+import { apiError } from "./src/server/api_error.ts";
+import { BEARER_TOKEN_CHARS, isBearerToken } from "./src/server/_auth.ts";
 
 /** Environment variables, as `process.env` or a Workers `env`. */
 export type Env = Record<string, string | undefined>;
@@ -176,6 +178,14 @@ function optionalEnv(env: Env, name: string): string | undefined {
   }
 }
 
+/** `MFT_SERVER_TOKEN`, checked: a token clients could not send is a ConfigError at start. */
+function serverToken(token: string | undefined): string | undefined {
+  if (token !== undefined && !isBearerToken(token)) {
+    throw new ConfigError(`MFT_SERVER_TOKEN must be ${BEARER_TOKEN_CHARS}`);
+  }
+  return token;
+}
+
 /**
  * `serve`'s settings as text, each from its flag or else its environment variable (an empty
  * variable counts as unset), checked in one go; every message names the flag.
@@ -251,7 +261,7 @@ export function resolveServerConfig(flags: ServeFlags, env: Env): ServerConfig {
     maxBodyBytes: settings["max-body-size"],
     mockLatencyMs: settings["mock-latency"],
     mockFailureRate: settings["mock-failure-rate"],
-    token: env.MFT_SERVER_TOKEN || undefined,
+    token: serverToken(env.MFT_SERVER_TOKEN || undefined),
     dataDir: flags["data-dir"] ?? (optionalEnv(env, "MFT_DATA_DIR") || undefined),
     maxFileBytes: settings["max-file-bytes"],
     batchMode: settings.mode ?? "realtime",
@@ -521,13 +531,6 @@ function processEnv(): Env {
   return {};
 }
 
-function jsonError(status: number, code: string, message: string): Response {
-  return new Response(JSON.stringify({ error: { code, message } }), {
-    status,
-    headers: { "content-type": "application/json" },
-  });
-}
-
 let fromEnv: { app: Hono; token?: string } | undefined;
 
 /**
@@ -544,19 +547,19 @@ export default {
         const config = resolveServerConfig({}, peer.env ?? processEnv());
         fromEnv = { app: buildServerApp(config), token: config.token };
       } catch (error) {
-        return jsonError(
+        return apiError(
           500,
           "server_misconfigured",
           `the server is not configured: ${(error as Error)?.message ?? error}`,
-        );
+        ).getResponse();
       }
     }
     if (fromEnv.token === undefined && !(peer.address !== undefined && isLoopback(peer.address))) {
-      return jsonError(
+      return apiError(
         403,
         "loopback_only",
         "MFT_SERVER_TOKEN is not set, so this server answers loopback clients only",
-      );
+      ).getResponse();
     }
     // deno-lint-ignore no-explicit-any
     return fromEnv.app.fetch(request, peer.env, ctx as any);

@@ -6,7 +6,7 @@
  * measures what arrived: achieved rate `(count - 1) / (last - first)` and the most arrivals in
  * any sliding 1 s window. Strategies:
  *
- * - `ours`: `runBatch` end to end (parse, `Scheduler`, fire-and-forget, the OpenAI adapter);
+ * - `ours`: `runRealtime` end to end (parse, `Scheduler`, fire-and-forget, the OpenAI adapter);
  * - `semaphore`: p-limit(R) around an awaited fetch (what "concurrency R" gives: R / latency);
  * - `sleep`: fire a fetch, `await sleep(1000 / R)`, repeat (timer lateness accumulates);
  * - `bottleneck`: `new Bottleneck({ minTime: 1000 / R })`, no maxConcurrent;
@@ -40,7 +40,7 @@ import pLimit from "p-limit";
 import pThrottle from "p-throttle";
 import { createProvider } from "../src/providers/create_provider.ts";
 import type { Provider } from "../src/providers/provider.ts";
-import { runBatch } from "../src/run.ts";
+import { runRealtime } from "../src/run.ts";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { execFileSync, spawn } from "node:child_process";
@@ -162,7 +162,7 @@ async function runStrategy(
         },
       };
       // One attempt: a retry would add arrivals the count would then have to explain.
-      const run = runBatch(ReadableStream.from(lines(n)), {
+      const run = runRealtime(ReadableStream.from(lines(n)), {
         provider: timed,
         rate,
         retry: 1,

@@ -14,7 +14,7 @@ import { parseArgs } from "node:util";
 import pLimit from "p-limit";
 import { parseLine } from "../src/formats.ts";
 import { createMockProvider } from "../src/providers/mock.ts";
-import { type BatchRun, runBatch } from "../src/run.ts";
+import { type RealtimeRun, runRealtime } from "../src/run.ts";
 import { recordRun, writeReport } from "../src/cli/report.ts";
 
 const { values } = parseArgs({
@@ -55,7 +55,7 @@ async function rateLimited(): Promise<number> {
   const started = performance.now();
   const out = fs.openSync(output, "w");
   const errs = fs.openSync(errors, "w");
-  const live: { run?: BatchRun } = {};
+  const live: { run?: RealtimeRun } = {};
   const record = recordRun({
     output,
     append: false,
@@ -66,7 +66,7 @@ async function rateLimited(): Promise<number> {
     input,
     inFlight: () => live.run?.stats.inFlight ?? 0,
   });
-  const run = live.run = runBatch(ReadableStream.from(lines), {
+  const run = live.run = runRealtime(ReadableStream.from(lines), {
     provider: createMockProvider({ latencyMs }),
     rate,
     // The CLI sends one request first and waits for its answer (a wrong key or model then costs

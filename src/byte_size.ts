@@ -1,6 +1,6 @@
 /**
- * Sizes as people type them in flags: `1048576`, `512k`, `10M`, `1G` (powers of 1024; `KiB`,
- * `MB`… read the same way).
+ * Sizes: as people type them in flags (`1048576`, `512k`, `10M`, `1G`, powers of 1024; `KiB`,
+ * `MB`… read the same way), and the UTF-8 size of a text as a provider counts it.
  * @module
  */
 
@@ -26,4 +26,19 @@ export function parseByteSize(text: string): number {
     );
   }
   return bytes;
+}
+
+/** UTF-8 byte length of `text`. */
+export function byteLength(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
 }

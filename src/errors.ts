@@ -86,17 +86,6 @@ export class UsageError extends ConfigError {
   override name = "UsageError";
 }
 
-/** An input line is not JSON, not a known format, or fails validation. */
-export class InputError extends MftError {
-  override name = "InputError";
-  /** 1-based line number in the input. */
-  readonly line: number;
-  constructor(message: string, line: number, options?: ErrorOptions) {
-    super(message, options);
-    this.line = line;
-  }
-}
-
 /** True if `error` is a {@linkcode ProviderError}, also across realms. */
 export function isProviderError(error: unknown): error is ProviderError {
   return error instanceof ProviderError ||

@@ -3,8 +3,8 @@
  * name, by default a fingerprint of what the provider counts against one quota.
  * @module
  */
-import { GEMINI_BASE_URL } from "./providers/gemini.ts";
-import { OPENAI_BASE_URL } from "./providers/openai.ts";
+import { GEMINI_BASE_URL } from "./providers/gemini/realtime.ts";
+import { OPENAI_BASE_URL } from "./providers/openai/realtime.ts";
 
 /** A quota store address, from {@linkcode parseQuotaUrl}. */
 export interface QuotaUrl {

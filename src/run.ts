@@ -31,7 +31,7 @@ export const MAX_IN_FLIGHT_DEFAULT_CAP = 16_384;
 /** Quota 429s one item may absorb (each waits and slows everyone down) before it fails. */
 export const MAX_RATE_LIMIT_RETRIES = 20;
 
-/** Options for {@linkcode runBatch}. */
+/** Options for {@linkcode runRealtime}. */
 export interface RunOptions {
   /** Where requests go. */
   provider: Provider;
@@ -156,7 +156,7 @@ export interface RunStats {
 }
 
 /** A run in progress. */
-export interface BatchRun {
+export interface RealtimeRun {
   /** One record per finished line, in completion order. */
   results: ReadableStream<RunRecord>;
   /** Live counters; final once `results` has closed. */
@@ -172,12 +172,12 @@ type Lines = ReadableStream<string> | AsyncIterable<string>;
  *
  * @example
  * ```ts
- * import { runBatch, createMockProvider } from "../mod.ts";
- * const run = runBatch(ReadableStream.from(['{"prompt":"hi"}']), { provider: createMockProvider() });
+ * import { runRealtime, createMockProvider } from "../mod.ts";
+ * const run = runRealtime(ReadableStream.from(['{"prompt":"hi"}']), { provider: createMockProvider() });
  * for await (const r of run.results) console.log(r.type, r.record);
  * ```
  */
-export function runBatch(lines: Lines, options: RunOptions): BatchRun {
+export function runRealtime(lines: Lines, options: RunOptions): RealtimeRun {
   const { provider, clock = systemClock, random = Math.random, signal, stopSignal } = options;
   const retry = normalizeRetryOptions(options.retry);
   const timeoutMs = options.timeoutMs ?? 120_000;

@@ -7,8 +7,8 @@
 import { expect, test } from "bun:test";
 import type { Hono } from "hono";
 import { createMockBatchApp, type MockBatchOptions } from "./mocks/mock_batch.ts";
-import { createGeminiBatchBackend } from "../src/batch/gemini_batch.ts";
-import { createOpenAIBatchBackend } from "../src/batch/openai_batch.ts";
+import { createGeminiBatchBackend } from "../src/providers/gemini/batch.ts";
+import { createOpenAIBatchBackend } from "../src/providers/openai/batch.ts";
 import {
   type BatchJobOptions,
   type BatchJobStats,
@@ -16,9 +16,9 @@ import {
 } from "../src/batch/run_batch_job.ts";
 import { MemoryJobStore } from "../src/batch/store.ts";
 import { IdSet } from "../src/id_set.ts";
-import { createGeminiProvider } from "../src/providers/gemini.ts";
-import { createOpenAIProvider } from "../src/providers/openai.ts";
-import { runBatch, type RunRecord } from "../src/run.ts";
+import { createGeminiProvider } from "../src/providers/gemini/realtime.ts";
+import { createOpenAIProvider } from "../src/providers/openai/realtime.ts";
+import { runRealtime, type RunRecord } from "../src/run.ts";
 import { FakeClock } from "./_fake_clock.ts";
 
 type Json = Record<string, unknown>;
@@ -202,7 +202,7 @@ for (const provider of ["openai", "gemini"] as const) {
     const realtime = provider === "openai"
       ? createOpenAIProvider({ baseUrl: "http://mock/v1", fetch: appFetch(h.mock.app) })
       : createGeminiProvider({ baseUrl: "http://mock", fetch: appFetch(h.mock.app) });
-    const run = runBatch(ReadableStream.from(lines), { provider: realtime, rate: 1000 });
+    const run = runRealtime(ReadableStream.from(lines), { provider: realtime, rate: 1000 });
     const expected: RunRecord[] = [];
     for await (const r of run.results) expected.push(r);
     const byLine = (rs: RunRecord[]) =>

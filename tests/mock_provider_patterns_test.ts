@@ -3,8 +3,8 @@
 // the providers' error mapping and the rate controller read each the way the benchmark assumes.
 import { expect, test } from "bun:test";
 import { createMockApp, type MockProviderOptions } from "./mocks/mock_provider.ts";
-import { classifyGemini } from "../src/providers/gemini.ts";
-import { classifyOpenAI } from "../src/providers/openai.ts";
+import { classifyGemini } from "../src/providers/gemini/classify.ts";
+import { classifyOpenAI } from "../src/providers/openai/classify.ts";
 import { saysQuotaSpent } from "../src/_rate_controller.ts";
 
 const CHAT = "/v1/chat/completions";

@@ -12,10 +12,12 @@ import { type FailureInfo, isProviderError } from "../src/errors.ts";
 import { fromGeminiFinishReason, toGeminiFinishReason } from "../src/finish_reason.ts";
 import { FirstAnswers, SAME_FAILURES_TO_STOP } from "../src/first_answers.ts";
 import { parseLine, type RequestItem } from "../src/formats.ts";
-import { classifyGemini, createGeminiProvider, geminiResponse } from "../src/providers/gemini.ts";
-import { classifyOpenAI, createOpenAIProvider, openAIResponse } from "../src/providers/openai.ts";
-import { adaptOpenAIBody, isReasoningModel } from "../src/providers/openai_params.ts";
-import { redact } from "../src/providers/provider.ts";
+import { classifyGemini, geminiResponse } from "../src/providers/gemini/classify.ts";
+import { createGeminiProvider } from "../src/providers/gemini/realtime.ts";
+import { classifyOpenAI, openAIResponse } from "../src/providers/openai/classify.ts";
+import { createOpenAIProvider } from "../src/providers/openai/realtime.ts";
+import { adaptOpenAIBody, isReasoningModel } from "../src/providers/openai/params.ts";
+import { redact } from "../src/providers/http.ts";
 
 const DIR = path.join(import.meta.dir, "fixtures", "providers");
 

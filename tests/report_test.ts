@@ -5,7 +5,7 @@
  */
 import { expect, test } from "bun:test";
 import { createMockProvider } from "../src/providers/mock.ts";
-import { runBatch } from "../src/run.ts";
+import { runRealtime } from "../src/run.ts";
 import type { RunEvent } from "../src/run_observer.ts";
 import {
   addLatency,
@@ -39,13 +39,13 @@ test("latencyQuantile() is within 5 % of the exact percentile, exact for one lat
   expect(latencyQuantile(emptyLatency(), 0.5)).toBeUndefined();
 });
 
-test("runBatch() tells its observer of every request, answer and failure", async () => {
+test("runRealtime() tells its observer of every request, answer and failure", async () => {
   const events: RunEvent[] = [];
   const lines = Array.from(
     { length: 40 },
     (_, i) => JSON.stringify({ id: `i${i}`, prompt: `p${i}` }),
   );
-  const run = runBatch(ReadableStream.from(lines), {
+  const run = runRealtime(ReadableStream.from(lines), {
     provider: createMockProvider({ latencyMs: 2, failureRate: 0.5, seed: 3 }),
     rate: 2000,
     retry: { maxAttempts: 2, baseDelayMs: 1 },

@@ -3,14 +3,14 @@
 import { expect, test } from "bun:test";
 import { IdSet } from "../src/id_set.ts";
 import { createMockProvider } from "../src/providers/mock.ts";
-import { runBatch } from "../src/run.ts";
+import { runRealtime } from "../src/run.ts";
 
-test("runBatch() with a seen set of answered ids skips them once and reports repeats as duplicates", async () => {
+test("runRealtime() with a seen set of answered ids skips them once and reports repeats as duplicates", async () => {
   const seen = new IdSet();
   seen.add("a", 1, { answered: true });
   seen.add("b", 2, { answered: true });
   const lines = ["a", "c", "b", "a", "d"].map((id) => JSON.stringify({ id, prompt: `q ${id}` }));
-  const run = runBatch(ReadableStream.from(lines), {
+  const run = runRealtime(ReadableStream.from(lines), {
     provider: createMockProvider({ latencyMs: 1 }),
     rate: 1000,
     seen,

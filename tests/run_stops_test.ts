@@ -1,5 +1,5 @@
 /**
- * runBatch() and the provider's stops, with a scripted provider: a stop on the last answers
+ * runRealtime() and the provider's stops, with a scripted provider: a stop on the last answers
  * after the whole input was read, the first request sent alone, a misconfigured run stopped on
  * its first answer, answers without text counted.
  * @module
@@ -9,7 +9,7 @@ import { delay } from "../src/clock.ts";
 import { type FailureInfo, ProviderError } from "../src/errors.ts";
 import type { ProviderResponse, RequestItem } from "../src/formats.ts";
 import type { Provider } from "../src/providers/provider.ts";
-import { runBatch, type RunRecord } from "../src/run.ts";
+import { runRealtime, type RunRecord } from "../src/run.ts";
 import { FakeClock } from "./_fake_clock.ts";
 
 /** A provider that answers each item with `answer(item)` after `ms`, counting what it saw. */
@@ -63,9 +63,9 @@ const billing: FailureInfo = {
   kind: "billing",
 };
 
-test("runBatch() marks the run stopped when the provider's stop comes after the whole input was read", async () => {
+test("runRealtime() marks the run stopped when the provider's stop comes after the whole input was read", async () => {
   const { provider } = scripted((item) => (item.id === "i4" ? billing : "ok"));
-  const run = runBatch(ReadableStream.from(lines(5)), { provider, rate: 1000 });
+  const run = runRealtime(ReadableStream.from(lines(5)), { provider, rate: 1000 });
   const records = await drain(run.results);
   const stats = await run.done;
   expect(stats.read).toBe(5); // every line was read before the stop came
@@ -75,22 +75,25 @@ test("runBatch() marks the run stopped when the provider's stop comes after the 
   expect(records.map((r) => r.id).sort()).toEqual(["i0", "i1", "i2", "i3"]);
 });
 
-test("runBatch() sends the first request alone, then at the full rate", async () => {
+test("runRealtime() sends the first request alone, then at the full rate", async () => {
   const { provider, seen } = scripted(() => "ok", 30);
-  const run = runBatch(ReadableStream.from(lines(40)), { provider, rate: 1000 });
+  const run = runRealtime(ReadableStream.from(lines(40)), { provider, rate: 1000 });
   await drain(run.results);
   expect((await run.done).ok).toBe(40);
   expect(seen.events.slice(0, 2)).toEqual(["send", "answer"]);
   expect(seen.mostOpen).toBeGreaterThan(5);
   // With probe: false the first answer is not waited for either (the server's shared gate).
   const again = scripted(() => "ok", 30);
-  const r2 = runBatch(ReadableStream.from(lines(40)), { provider: again.provider, probe: false });
+  const r2 = runRealtime(ReadableStream.from(lines(40)), {
+    provider: again.provider,
+    probe: false,
+  });
   await drain(r2.results);
   expect(again.seen.events.slice(0, 2)).toEqual(["send", "send"]);
   expect(again.seen.mostOpen).toBeGreaterThan(5);
 });
 
-test("runBatch() starts the rate's grid when the first answer opens it: no catch-up burst", async () => {
+test("runRealtime() starts the rate's grid when the first answer opens it: no catch-up burst", async () => {
   // Rate 1000 and a first answer in 40 ms (under the scheduler's 100 ms idle allowance): the 40
   // slots that passed while the first request was out must not go out at once.
   const clock = new FakeClock(0);
@@ -113,7 +116,7 @@ test("runBatch() starts the rate's grid when the first answer opens it: no catch
       };
     },
   };
-  const run = runBatch(ReadableStream.from(lines(30)), { provider, rate: 1000, clock });
+  const run = runRealtime(ReadableStream.from(lines(30)), { provider, rate: 1000, clock });
   const records = drain(run.results);
   while (sends.length < 30) await clock.advance(1);
   await clock.advance(100);
@@ -122,7 +125,7 @@ test("runBatch() starts the rate's grid when the first answer opens it: no catch
   expect(sends).toEqual([0, ...Array.from({ length: 29 }, (_, i) => 40 + i)]);
 });
 
-test("runBatch() stops a misconfigured run on its first answer: one request sent, every line unsent", async () => {
+test("runRealtime() stops a misconfigured run on its first answer: one request sent, every line unsent", async () => {
   const notFound: FailureInfo = {
     status: 404,
     code: "model_not_found",
@@ -131,7 +134,7 @@ test("runBatch() stops a misconfigured run on its first answer: one request sent
     kind: "config",
   };
   const { provider, seen } = scripted(() => notFound);
-  const run = runBatch(ReadableStream.from(lines(500)), { provider, rate: 1000 });
+  const run = runRealtime(ReadableStream.from(lines(500)), { provider, rate: 1000 });
   const records = await drain(run.results);
   const stats = await run.done;
   expect(seen.sent).toBe(1);
@@ -140,7 +143,7 @@ test("runBatch() stops a misconfigured run on its first answer: one request sent
   expect(stats.fatal).toMatchObject({ kind: "config", code: "model_not_found" });
 });
 
-test("runBatch() counts answers without text by reason and cut answers with text", async () => {
+test("runRealtime() counts answers without text by reason and cut answers with text", async () => {
   const noText = (code: string, retryable = false): FailureInfo => ({
     status: 200,
     code,
@@ -158,7 +161,7 @@ test("runBatch() counts answers without text by reason and cut answers with text
       ? "length"
       : "ok"
   );
-  const run = runBatch(ReadableStream.from(lines(5)), { provider, rate: 1000 });
+  const run = runRealtime(ReadableStream.from(lines(5)), { provider, rate: 1000 });
   const records = await drain(run.results);
   const stats = await run.done;
   expect(stats.noText).toEqual({ blocked: 1, cut_off: 1, refused: 0, empty_answer: 0 });
@@ -175,7 +178,7 @@ test("runBatch() counts answers without text by reason and cut answers with text
   expect(cut.record.finish_reason).toBe("length");
 });
 
-test("runBatch() takes a config failure after a success as the line's own, also when a retry opened the rate first", async () => {
+test("runRealtime() takes a config failure after a success as the line's own, also when a retry opened the rate first", async () => {
   let calls = 0;
   const notFound: FailureInfo = {
     status: 404,
@@ -195,7 +198,7 @@ test("runBatch() takes a config failure after a success as the line's own, also 
     if (calls === 1) return unavailable; // opens the rate without confirming anything
     return item.id === "i7" ? notFound : "ok";
   });
-  const run = runBatch(ReadableStream.from(lines(10)), {
+  const run = runRealtime(ReadableStream.from(lines(10)), {
     provider,
     rate: 1000,
     retry: { maxAttempts: 3, baseDelayMs: 1 },

@@ -10,8 +10,8 @@ import OpenAI from "openai";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseLine, type RequestItem } from "../src/formats.ts";
-import { createGeminiProvider } from "../src/providers/gemini.ts";
-import { createOpenAIProvider } from "../src/providers/openai.ts";
+import { createGeminiProvider } from "../src/providers/gemini/realtime.ts";
+import { createOpenAIProvider } from "../src/providers/openai/realtime.ts";
 
 const FIXTURES = path.join(import.meta.dir, "fixtures", "providers");
 const answer = (name: string) =>

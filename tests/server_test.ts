@@ -324,6 +324,8 @@ test("/v1/* needs the bearer token when one is set: 401 with a JSON body otherwi
     [{ authorization: "Basic czNjcmV0" }, "missing_token"],
     [{ authorization: "Bearer wrong" }, "invalid_token"],
     [{ authorization: "Bearer s3cret-token-and-more" }, "invalid_token"],
+    [{ authorization: "Bearer s3cret token" }, "missing_token"], // not one token: 401, not 400
+    [{ authorization: "Bearer" }, "missing_token"],
   ];
   for (const [headers, code] of cases) {
     for (
@@ -333,7 +335,8 @@ test("/v1/* needs the bearer token when one is set: 401 with a JSON body otherwi
       ]
     ) {
       expect(res.status).toBe(401);
-      expect(res.headers.get("www-authenticate")).toStartWith("Bearer");
+      expect(res.headers.get("www-authenticate")).toBe('Bearer realm="model-fine-tuner"');
+      expect(res.headers.get("content-type")).toStartWith("application/json");
       expect((await res.json()).error.code).toBe(code);
     }
   }
@@ -401,6 +404,10 @@ test("createApp() validates its options eagerly", () => {
   expect(() => createApp({ provider, maxLineLength: -1 })).toThrow(RangeError);
   expect(() => createApp({ provider, maxAttempts: 1.5 })).toThrow(RangeError);
   expect(() => createApp({ provider, token: "" })).toThrow(TypeError);
+  // A bearer token is letters, digits and -._~+/ (RFC 6750): another one could never be sent.
+  expect(() => createApp({ provider, token: "s3cret token" })).toThrow(TypeError);
+  expect(() => createApp({ provider, token: "pa$$word" })).toThrow(/other characters/);
+  expect(() => createApp({ provider, token: "YWJj+/._~-==" })).not.toThrow();
   expect(() => createApp({} as ServerOptions)).toThrow(TypeError);
 });
 
@@ -471,6 +478,9 @@ test("resolveServerConfig() takes flags over the environment, like run", () => {
     rate: 1000,
   });
   expect(() => resolveServerConfig({}, {})).toThrow(/cannot pick a provider/);
+  // A token no client could send as a bearer token: refused at start, never echoed.
+  expect(() => resolveServerConfig({ provider: "mock" }, { MFT_SERVER_TOKEN: "pa$$word" }))
+    .toThrow(/^MFT_SERVER_TOKEN must be letters, digits and -\._~\+\/ [^$]*$/);
   expect(() => resolveServerConfig({ provider: "openai" }, {})).toThrow(
     /OPENAI_API_KEY is not set/,
   );

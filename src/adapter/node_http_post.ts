@@ -8,7 +8,7 @@ import { setMaxListeners } from "node:events";
 import * as http from "node:http";
 import * as https from "node:https";
 import process from "node:process";
-import type { HttpPost, HttpPostResult } from "../providers/provider.ts";
+import type { HttpPost, HttpPostResult } from "../providers/http.ts";
 
 /**
  * The request sender the provider adapters should use on this runtime, or undefined for ky over

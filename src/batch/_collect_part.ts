@@ -6,7 +6,7 @@
 import { type ErrorField, errorRecord, outputRecord } from "../formats.ts";
 import type { RemoteBatch } from "./backend.ts";
 import { activeParts, type Part } from "./job.ts";
-import { byteLength } from "./_http.ts";
+import { byteLength } from "../byte_size.ts";
 import { type BatchJobRun, type Entry, entryLine, readEntry } from "./_job_run.ts";
 
 /** Times a batch that failed on a token or quota limit is submitted again when none is open. */

@@ -9,8 +9,8 @@ import { type ErrorField, errorRecord, parseLine, type RequestItem } from "../fo
 import { IdSet } from "../id_set.ts";
 import type { RunRecord } from "../run.ts";
 import type { BatchBackend } from "./backend.ts";
-import type { Job, Part } from "./job.ts";
-import type { BatchJobOptions, BatchJobStats, RecordSink } from "./run_batch_job.ts";
+import { isUnfinished, type Job, type Part } from "./job.ts";
+import type { BatchJobOptions, BatchJobStats, RecordSink } from "./job_types.ts";
 import type { JobStore } from "./store.ts";
 
 /** Input lines of a batch job. */
@@ -134,8 +134,7 @@ export class BatchJobRun implements NormalizedBatchJobOptions {
     const normalized = normalizeBatchJobOptions(options);
     const { backend, store } = options;
     const stored = await store.load();
-    const attached = stored !== undefined && stored.state !== "done" &&
-      stored.state !== "planning";
+    const attached = stored !== undefined && isUnfinished(stored);
     if (attached && stored.provider !== backend.name) {
       throw new ConfigError(
         `the unfinished batch job ${stored.id} was started with provider ${stored.provider}, not ${backend.name}`,

@@ -2,7 +2,7 @@
  * Stats: the live state of a batch job, as `onProgress` and the final result report it.
  * @module
  */
-import type { BatchJobStats } from "./run_batch_job.ts";
+import type { BatchJobStats } from "./job_types.ts";
 import type { BatchJobRun } from "./_job_run.ts";
 
 /** The run's stats now. */

@@ -8,7 +8,7 @@ import { IdSet } from "../id_set.ts";
 import type { RunRecord } from "../run.ts";
 import { type Job, JOB_VERSION, type Part } from "./job.ts";
 import type { JobStore } from "./store.ts";
-import { byteLength } from "./_http.ts";
+import { byteLength } from "../byte_size.ts";
 import { type BatchJobRun, entryLine, type Lines } from "./_job_run.ts";
 
 function randomJobId(): string {

@@ -3,7 +3,7 @@
  * fail, when no realtime provider was given).
  * @module
  */
-import { runBatch } from "../run.ts";
+import { runRealtime } from "../run.ts";
 import { type BatchJobRun, type Entry, readEntry } from "./_job_run.ts";
 
 /** The entries' texts on their original line numbers, blank lines between. */
@@ -40,7 +40,7 @@ export async function rescueParts(run: BatchJobRun): Promise<void> {
     run.event(`realtime: ${entries.length} items through ${realtime.provider.name}`);
     // Blank lines keep every item on its original line number, so ids and records are the
     // ones a realtime run of the whole input would have written.
-    const stream = runBatch(padded(entries), {
+    const stream = runRealtime(padded(entries), {
       provider: realtime.provider,
       rate: realtime.rate,
       tpm: realtime.tpm,

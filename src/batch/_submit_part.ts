@@ -6,7 +6,7 @@
 import { isProviderError } from "../errors.ts";
 import type { BatchInput, RemoteBatch } from "./backend.ts";
 import { activeParts, type Part } from "./job.ts";
-import { byteLength } from "./_http.ts";
+import { byteLength } from "../byte_size.ts";
 import { type BatchJobRun, readEntry } from "./_job_run.ts";
 import { collectEntries } from "./_collect_part.ts";
 

@@ -5,8 +5,8 @@
 import { ConfigError } from "../errors.ts";
 import type { HttpProviderOptions } from "../providers/provider.ts";
 import type { BatchBackend, BatchLimits } from "./backend.ts";
-import { createGeminiBatchBackend } from "./gemini_batch.ts";
-import { createOpenAIBatchBackend } from "./openai_batch.ts";
+import { createGeminiBatchBackend } from "../providers/gemini/batch.ts";
+import { createOpenAIBatchBackend } from "../providers/openai/batch.ts";
 
 /** Providers with a batch API. */
 export const BATCH_PROVIDERS = ["openai", "gemini"] as const;

@@ -193,7 +193,11 @@ export function activeParts(job: Job): Part[] {
   return job.parts.filter((p) => p.state === "creating" || p.state === "submitted");
 }
 
-/** True when the job still has work (and so must be resumed, never submitted again). */
+/**
+ * True when the job has batches at the provider that are not all collected yet: it must be
+ * resumed (`--resume`), never submitted again. A job still `planning` has submitted nothing (the
+ * plan is saved as `running` before the first batch is created), so it is planned anew.
+ */
 export function isUnfinished(job: Job): boolean {
-  return job.state !== "done";
+  return job.state !== "done" && job.state !== "planning";
 }

@@ -1,8 +1,34 @@
 /**
- * Batch mode's public API, for `mod.ts` to re-export: the job runner, the provider backends,
- * the job file and its stores, and the progress text.
+ * `model-fine-tuner/batch`: jobs on the providers' Batch APIs (half price, answers within 24
+ * hours). {@linkcode runBatchJob} plans, submits, polls and collects a job that a
+ * {@linkcode JobStore} keeps, so a stopped job is resumed instead of submitted again.
+ *
+ * @example
+ * ```ts ignore
+ * import { createBatchBackend, MemoryJobStore, runBatchJob } from "./mod.ts";
+ * const backend = createBatchBackend({ provider: "openai", apiKey: "sk-..." });
+ * const stats = await runBatchJob(ReadableStream.from(['{"prompt":"hello"}']), {
+ *   backend,
+ *   store: new MemoryJobStore(),
+ *   sink: { write: (record) => console.log(record) },
+ * });
+ * ```
  * @module
  */
+export {
+  type BatchJobOptions,
+  type BatchJobStats,
+  type RecordSink,
+  type RescueOptions,
+  runBatchJob,
+} from "./run_batch_job.ts";
+export {
+  BATCH_PROVIDERS,
+  type BatchBackendConfig,
+  createBatchBackend,
+} from "./create_batch_backend.ts";
+export { createGeminiBatchBackend, type GeminiBatchOptions } from "../providers/gemini/batch.ts";
+export { createOpenAIBatchBackend, type OpenAIBatchOptions } from "../providers/openai/batch.ts";
 export {
   type BatchBackend,
   type BatchCounts,
@@ -14,49 +40,13 @@ export {
   type EncodedItem,
   isTerminal,
   type RemoteBatch,
-  TERMINAL_STATES,
 } from "./backend.ts";
 export {
-  batchProgressLine,
-  batchSummaryLines,
-  jobStatusLines,
-  type LiveBatch,
-} from "./batch_progress.ts";
-export {
-  BATCH_PROVIDERS,
-  type BatchBackendConfig,
-  createBatchBackend,
-} from "./create_batch_backend.ts";
-export {
-  createGeminiBatchBackend,
-  GEMINI_BATCH_LIMITS,
-  GEMINI_INLINE_MAX_BYTES,
-  type GeminiBatchOptions,
-  geminiState,
-} from "./gemini_batch.ts";
-export {
-  activeParts,
   isUnfinished,
   type Job,
-  JOB_VERSION,
   type JobState,
   parseJob,
   type Part,
   type PartState,
 } from "./job.ts";
-export {
-  createOpenAIBatchBackend,
-  OPENAI_BATCH_LIMITS,
-  type OpenAIBatchOptions,
-} from "./openai_batch.ts";
-export {
-  BATCH_PRICE_FACTOR,
-  type BatchJobOptions,
-  type BatchJobStats,
-  PLAN_REJECT_CODES,
-  type RealtimeOptions,
-  type RecordSink,
-  runBatchJob,
-  savingFraction,
-} from "./run_batch_job.ts";
 export { type JobStore, MemoryJobStore, type PartWriter } from "./store.ts";

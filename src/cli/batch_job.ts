@@ -27,11 +27,11 @@ import {
   type LiveBatch,
 } from "../batch/batch_progress.ts";
 import { createBatchBackend } from "../batch/create_batch_backend.ts";
-import { activeParts, type Job, parseJob } from "../batch/job.ts";
+import { activeParts, isUnfinished, type Job, parseJob } from "../batch/job.ts";
 import {
   type BatchJobStats,
   PLAN_REJECT_CODES,
-  type RealtimeOptions,
+  type RescueOptions,
   runBatchJob,
 } from "../batch/run_batch_job.ts";
 import type { JobStore, PartWriter } from "../batch/store.ts";
@@ -180,7 +180,7 @@ export interface BatchRunContext {
   /** Counts a file's non-blank lines (for `--mode auto`). */
   countLines: (file: string) => Promise<number>;
   /** The realtime path for the deadline rescue. */
-  realtime: RealtimeOptions;
+  realtime: RescueOptions;
 }
 
 /**
@@ -205,7 +205,7 @@ export async function runBatchMode(ctx: BatchRunContext): Promise<number | undef
   }
   const store = fileJobStore(output);
   let job = await store.load();
-  const open = job !== undefined && job.state !== "done" && job.state !== "planning";
+  const open = job !== undefined && isUnfinished(job);
   if (open && !ctx.resume) {
     throw new ConfigError(
       `a batch job (${job!.id}, ${

@@ -5,10 +5,11 @@
 import * as v from "valibot";
 import type { Clock } from "../clock.ts";
 import { ConfigError } from "../errors.ts";
-import { createGeminiProvider } from "./gemini.ts";
+import { createGeminiProvider } from "./gemini/realtime.ts";
 import { createMockProvider } from "./mock.ts";
-import { createOpenAIProvider } from "./openai.ts";
-import type { HttpPost, Provider } from "./provider.ts";
+import { createOpenAIProvider } from "./openai/realtime.ts";
+import type { HttpPost } from "./http.ts";
+import type { Provider } from "./provider.ts";
 
 /** Provider names. */
 export const PROVIDERS = ["gemini", "openai", "mock"] as const;

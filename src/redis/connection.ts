@@ -1,6 +1,6 @@
 /**
  * The Redis connection behind `--quota`, with ioredis (Node built-ins: sockets), loaded only when
- * a quota store is asked for. Only `cli.ts` imports this file.
+ * a quota store is asked for. `cli.ts` and the `./redis` entry import this file.
  * @module
  */
 import { ConfigError } from "../errors.ts";

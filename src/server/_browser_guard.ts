@@ -8,6 +8,7 @@
  * @module
  */
 import type { MiddlewareHandler } from "hono";
+import { apiError } from "./api_error.ts";
 import { isLoopback } from "./loopback.ts";
 
 /** Why a request was refused, or undefined when it may pass. */
@@ -74,7 +75,7 @@ export function refuseBrowserRequest(request: Request): BrowserRefusal | undefin
 export function browserGuard(): MiddlewareHandler {
   return async (c, next) => {
     const refusal = refuseBrowserRequest(c.req.raw);
-    if (refusal) return c.json({ error: refusal }, 403);
+    if (refusal) throw apiError(403, refusal.code, refusal.message);
     await next();
   };
 }

@@ -3,16 +3,17 @@
  * scheduler per provider quota, round-robin between runs. `server.ts` serves it on a runtime.
  * @module
  */
-import { type Context, Hono } from "hono";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { Hono } from "hono";
+import { getRuntimeKey } from "hono/adapter";
 import { stream } from "hono/streaming";
 import { type Clock, systemClock } from "../clock.ts";
 import { FirstAnswers } from "../first_answers.ts";
 import type { Provider } from "../providers/provider.ts";
-import { runBatch, type RunStats } from "../run.ts";
+import { runRealtime, type RunStats } from "../run.ts";
 import { Quota } from "../quota.ts";
 import { TextLineStream } from "../text_line_stream.ts";
-import { bearerChecker } from "./_auth.ts";
+import { apiError, onApiError } from "./api_error.ts";
+import { BEARER_TOKEN_CHARS, bearerGuard, isBearerToken } from "./_auth.ts";
 import { browserGuard } from "./_browser_guard.ts";
 import { contentLengthLimit } from "./_body_limit.ts";
 import type { BatchManager } from "./batch_api/batch_manager.ts";
@@ -76,7 +77,7 @@ export interface ServerOptions {
    * invocation). Each run then keeps at most `maxOpenRequests` provider requests open, so its
    * rate can not pass `maxOpenRequests / latency`; the response says so up front (header
    * `x-mft-runtime-limit`) and the summary with the figures (`runtime_limit`). `null`: none.
-   * @default on Cloudflare Workers (`navigator.userAgent === "Cloudflare-Workers"`)
+   * @default on Cloudflare Workers (Hono's `getRuntimeKey() === "workerd"`)
    *   `{ runtime: "workerd", maxOpenRequests: 6 }`, elsewhere none
    */
   runtimeLimit?: RuntimeLimit | null;
@@ -115,8 +116,7 @@ export interface RuntimeLimitReport {
 const WORKERS_LIMIT: RuntimeLimit = { runtime: "workerd", maxOpenRequests: 6 };
 
 function detectRuntimeLimit(): RuntimeLimit | null {
-  const nav = (globalThis as { navigator?: { userAgent?: string } }).navigator;
-  return nav?.userAgent === "Cloudflare-Workers" ? WORKERS_LIMIT : null;
+  return getRuntimeKey() === "workerd" ? WORKERS_LIMIT : null;
 }
 
 /** The last line of every `POST /v1/runs` response. */
@@ -230,6 +230,7 @@ function limitReport(
  * @param options The provider, the shared rate and the limits.
  * @returns A Hono app; mount it with `parent.route("/mft", createApp(...))` or serve `app.fetch`.
  * @throws {RangeError} when a numeric option is not positive.
+ * @throws {TypeError} when `token` is empty or has characters a bearer token can not have.
  *
  * @example
  * ```ts
@@ -255,6 +256,11 @@ export function createApp(options: ServerOptions): Hono {
   if (options.token !== undefined && (typeof options.token !== "string" || options.token === "")) {
     throw new TypeError("Expected 'token' to be a non-empty string or undefined");
   }
+  if (options.token !== undefined && !isBearerToken(options.token)) {
+    throw new TypeError(
+      `Expected 'token' to be ${BEARER_TOKEN_CHARS}: the token given has other characters`,
+    );
+  }
   const rate = options.rate ?? provider.defaultRate;
   const maxLineLength = options.maxLineLength ?? DEFAULT_MAX_LINE_LENGTH;
   const maxBodyBytes = options.maxBodyBytes ?? Infinity;
@@ -273,44 +279,28 @@ export function createApp(options: ServerOptions): Hono {
   const firstAnswers = new FirstAnswers();
   const scheduler = quota.scheduler;
   const runs = new Map<string, RunEntry>();
-  const check = options.token === undefined ? undefined : bearerChecker(options.token);
+  const auth = options.token === undefined ? undefined : bearerGuard(options.token);
 
   const app = new Hono();
   // Without a token, first of all: refuse what a web page could send (cross-origin, rebound Host).
-  if (!check) app.use("*", browserGuard());
-  const fail = (
-    c: Context,
-    status: ContentfulStatusCode,
-    code: string,
-    message: string,
-  ) => c.json({ error: { code, message } }, status);
-
-  app.onError((error, c) =>
-    fail(c, 500, "internal_error", (error as Error)?.message ?? String(error))
-  );
-  app.notFound((c) => fail(c, 404, "not_found", `no route for ${c.req.method} ${c.req.path}`));
+  if (!auth) app.use("*", browserGuard());
+  app.onError(onApiError);
+  app.notFound((c) => {
+    throw apiError(404, "not_found", `no route for ${c.req.method} ${c.req.path}`);
+  });
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   // The live page (`GET /`, `GET /live`): live_monitor.ts; `/live` has the API's auth.
   const live = createLiveMonitor({
     quota,
-    check,
+    auth,
     clock,
     provider,
     signal: appSignal,
   });
   app.route("/", live.app);
 
-  app.use("/v1/*", async (c, next) => {
-    if (check) {
-      const failure = await check(c.req.header("authorization"));
-      if (failure) {
-        c.header("www-authenticate", 'Bearer realm="model-fine-tuner"');
-        return fail(c, 401, failure.code, failure.message);
-      }
-    }
-    await next();
-  });
+  if (auth) app.use("/v1/*", auth);
 
   if (options.batchApi) {
     const { onManager, ...batchOptions } = options.batchApi;
@@ -362,8 +352,7 @@ export function createApp(options: ServerOptions): Hono {
       "/v1/runs",
       contentLengthLimit(maxBodyBytes, (c) => {
         const length = c.req.header("content-length");
-        return fail(
-          c,
+        throw apiError(
           413,
           "body_too_large",
           `the request body is ${length} bytes, over the limit of ${maxBodyBytes}`,
@@ -373,17 +362,16 @@ export function createApp(options: ServerOptions): Hono {
   }
   app.post("/v1/runs", (c) => {
     const parsed = parseRunOptions(c.req.query(), c.req.raw.headers);
-    if (!parsed.ok) return fail(c, 400, parsed.code, parsed.message);
+    if (!parsed.ok) throw apiError(400, parsed.code, parsed.message);
     const body = c.req.raw.body;
     if (body === null) {
-      return fail(
-        c,
+      throw apiError(
         400,
         "empty_body",
         "the request body must be NDJSON lines (one request per line)",
       );
     }
-    if (appSignal?.aborted) return fail(c, 503, "shutting_down", "the server is shutting down");
+    if (appSignal?.aborted) throw apiError(503, "shutting_down", "the server is shutting down");
 
     const id = crypto.randomUUID();
     const stop = new AbortController();
@@ -421,7 +409,7 @@ export function createApp(options: ServerOptions): Hono {
         },
       }
       : provider;
-    const run = runBatch(lines, {
+    const run = runRealtime(lines, {
       provider: runProvider,
       maxInFlight: runtimeLimit?.maxOpenRequests,
       quota,

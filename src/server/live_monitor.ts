@@ -5,21 +5,21 @@
  * so a page from another origin can not read it. Web globals and Hono only: every runtime.
  * @module
  */
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { streamSSE } from "hono/streaming";
 import { type Clock, systemClock } from "../clock.ts";
 import type { Quota } from "../quota.ts";
 import type { RunStats } from "../run.ts";
 import type { RunObserver } from "../run_observer.ts";
-import type { AuthFailure } from "./_auth.ts";
+import { apiError } from "./api_error.ts";
 import { LIVE_PAGE } from "./live_page.ts";
 
 /** Options for {@linkcode createLiveMonitor}. */
 export interface LiveMonitorOptions {
   /** The app's quota: its rate in force, pauses and 429s. */
   quota: Quota;
-  /** The API's token check; undefined when the app has no token (loopback only). */
-  check?: (header: string | undefined) => Promise<AuthFailure | undefined>;
+  /** The API's token check (middleware); undefined when the app has no token (loopback only). */
+  auth?: MiddlewareHandler;
   /** Provider and model, shown on the page. */
   provider?: { name: string; model: string };
   /** Time source. @default systemClock */
@@ -113,7 +113,7 @@ const empty = () => ({ sent: 0, ok: 0, failed: 0, rl: 0, retry: 0 });
 
 /** Creates the live page of a server app. */
 export function createLiveMonitor(options: LiveMonitorOptions): LiveMonitor {
-  const { quota, clock = systemClock, check, signal } = options;
+  const { quota, clock = systemClock, auth, signal } = options;
   const keep = options.historySeconds ?? 300;
   const interval = options.intervalMs ?? 1000;
   const maxFinished = options.finishedRuns ?? 10;
@@ -227,20 +227,9 @@ export function createLiveMonitor(options: LiveMonitorOptions): LiveMonitor {
     c.header("referrer-policy", "no-referrer");
     return c.html(LIVE_PAGE.html);
   });
-  app.get("/live", async (c) => {
-    if (check) {
-      const failure = await check(c.req.header("authorization"));
-      if (failure) {
-        c.header("www-authenticate", 'Bearer realm="model-fine-tuner"');
-        return c.json({ error: failure }, 401);
-      }
-    }
-    if (signal?.aborted) {
-      return c.json(
-        { error: { code: "shutting_down", message: "the server is shutting down" } },
-        503,
-      );
-    }
+  if (auth) app.use("/live", auth);
+  app.get("/live", (c) => {
+    if (signal?.aborted) throw apiError(503, "shutting_down", "the server is shutting down");
     c.header("cache-control", "no-store");
     c.header("x-content-type-options", "nosniff");
     c.header("x-accel-buffering", "no");

@@ -22,6 +22,7 @@ import type { ProviderResponse, RequestItem } from "../../formats.ts";
 import { createProvider } from "../../providers/create_provider.ts";
 import type { Provider, SendOptions } from "../../providers/provider.ts";
 import { createApp, type RuntimeLimit } from "../../server/app.ts";
+import { apiError } from "../../server/api_error.ts";
 
 /** Open outgoing connections one Workers invocation (or one Durable Object request) may have. */
 const WORKERS_MAX_OPEN = 6;
@@ -63,13 +64,6 @@ export interface WorkerEnv {
   MFT_FANOUT_OBJECTS?: string;
   /** The {@linkcode FanOutObject} namespace. */
   MFT_FANOUT?: DurableObjectNamespaceLike;
-}
-
-function jsonError(status: number, code: string, message: string): Response {
-  return new Response(JSON.stringify({ error: { code, message } }), {
-    status,
-    headers: { "content-type": "application/json" },
-  });
 }
 
 /** The configuration from the string bindings (a Workers `env` also holds objects). */
@@ -235,15 +229,16 @@ export class FanOutObject {
 export default {
   fetch(request: Request, env: WorkerEnv, ctx: unknown): Response | Promise<Response> {
     if (!env.MFT_SERVER_TOKEN) {
-      return jsonError(
+      return apiError(
         503,
         "server_misconfigured",
         "MFT_SERVER_TOKEN is not set: a Worker cannot tell who is calling, so it serves no one without a token (wrangler secret put MFT_SERVER_TOKEN)",
-      );
+      ).getResponse();
     }
     const got = appFor(env);
     if ("error" in got) {
-      return jsonError(500, "server_misconfigured", `the server is not configured: ${got.error}`);
+      return apiError(500, "server_misconfigured", `the server is not configured: ${got.error}`)
+        .getResponse();
     }
     // deno-lint-ignore no-explicit-any
     return got.app.fetch(request, env, ctx as any);

@@ -9,7 +9,7 @@ import { type Clock, delay, systemClock } from "../../clock.ts";
 import { IdSet } from "../../id_set.ts";
 import type { Provider } from "../../providers/provider.ts";
 import type { Quota } from "../../quota.ts";
-import { runBatch, type RunRecord } from "../../run.ts";
+import { runRealtime, type RunRecord } from "../../run.ts";
 import { TextLineStream } from "../../text_line_stream.ts";
 import {
   type BatchErrorEntry,
@@ -593,7 +593,7 @@ export class BatchManager {
       while (!this.#o.providerBatch) {
         if (!stop.aborted) {
           const lines = await this.#requestLines(live, done, writeRejected);
-          const run = runBatch(lines, {
+          const run = runRealtime(lines, {
             provider,
             quota,
             lane: { batch: b.id },

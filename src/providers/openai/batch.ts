@@ -4,15 +4,11 @@
  * @module
  */
 import * as v from "valibot";
-import { chatToOpenAI, geminiToChat } from "../convert.ts";
-import type { ProviderResponse, RequestItem } from "../formats.ts";
-import {
-  classifyOpenAI,
-  OPENAI_BASE_URL,
-  OPENAI_DEFAULT_MODEL,
-  openAIResponse,
-} from "../providers/openai.ts";
-import { createClient, type HttpProviderOptions, joinUrl } from "../providers/provider.ts";
+import type { ProviderResponse, RequestItem } from "../../formats.ts";
+import { classifyOpenAI, openAIResponse } from "./classify.ts";
+import { OPENAI_BASE_URL, OPENAI_DEFAULT_MODEL } from "./realtime.ts";
+import { openAIHeaders, openAIRequest } from "./request.ts";
+import type { HttpProviderOptions } from "../provider.ts";
 import type {
   BatchBackend,
   BatchCounts,
@@ -23,8 +19,8 @@ import type {
   CallOptions,
   EncodedItem,
   RemoteBatch,
-} from "./backend.ts";
-import { call, callJson, type HttpContext, parseObject, responseLines } from "./_http.ts";
+} from "../../batch/backend.ts";
+import { call, callJson, createHttpContext, joinUrl, parseObject, responseLines } from "../http.ts";
 
 /**
  * OpenAI's limits are 50,000 requests and 200 MB per input file; we stay a little under the
@@ -120,7 +116,7 @@ function remote(b: OpenAIBatchObject): RemoteBatch {
  *
  * @example
  * ```ts
- * import { createOpenAIBatchBackend } from "./openai_batch.ts";
+ * import { createOpenAIBatchBackend } from "./batch.ts";
  * const backend = createOpenAIBatchBackend({ apiKey: "sk-…" });
  * backend.limits.maxItems; // 50000
  * ```
@@ -130,14 +126,7 @@ export function createOpenAIBatchBackend(options: OpenAIBatchOptions = {}): Batc
   const model = options.model ?? OPENAI_DEFAULT_MODEL;
   const limits = { ...OPENAI_BATCH_LIMITS, ...options.limits };
   const findPages = options.findPages ?? 10;
-  const headers: Record<string, string> = { ...options.headers };
-  if (options.apiKey) headers.authorization = `Bearer ${options.apiKey}`;
-  const ctx: HttpContext = {
-    client: createClient(options),
-    headers,
-    apiKey: options.apiKey,
-    classify: classifyOpenAI,
-  };
+  const ctx = createHttpContext(options, openAIHeaders(options), classifyOpenAI);
   const url = (path: string) => joinUrl(base, path);
 
   async function* fileLines(id: string, signal?: AbortSignal): AsyncIterable<string> {
@@ -190,16 +179,7 @@ export function createOpenAIBatchBackend(options: OpenAIBatchOptions = {}): Batc
     model,
     limits,
     encode(item: RequestItem): EncodedItem {
-      let path: string = "/v1/chat/completions";
-      let body: Record<string, unknown>;
-      if (item.format === "openai-batch") {
-        path = item.url;
-        body = item.body.model === undefined ? { ...item.body, model } : item.body;
-      } else if (item.format === "simple") {
-        body = chatToOpenAI(item.chat, model);
-      } else {
-        body = chatToOpenAI(geminiToChat(item.request), model);
-      }
+      const { path, body } = openAIRequest(item, model);
       // OpenAI runs one model per batch, so the model is part of the group.
       return {
         group: `${path} ${String(body.model)}`,

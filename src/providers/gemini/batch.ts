@@ -6,15 +6,11 @@
  * @module
  */
 import * as v from "valibot";
-import { chatToGemini, openAIBodyToChat } from "../convert.ts";
-import type { ProviderResponse, RequestItem } from "../formats.ts";
-import {
-  classifyGemini,
-  GEMINI_BASE_URL,
-  GEMINI_DEFAULT_MODEL,
-  geminiResponse,
-} from "../providers/gemini.ts";
-import { createClient, type HttpProviderOptions } from "../providers/provider.ts";
+import type { ProviderResponse, RequestItem } from "../../formats.ts";
+import { classifyGemini, geminiResponse } from "./classify.ts";
+import { GEMINI_BASE_URL, GEMINI_DEFAULT_MODEL } from "./realtime.ts";
+import { geminiHeaders, geminiRequest } from "./request.ts";
+import type { HttpProviderOptions } from "../provider.ts";
 import type {
   BatchBackend,
   BatchInput,
@@ -24,8 +20,8 @@ import type {
   CallOptions,
   EncodedItem,
   RemoteBatch,
-} from "./backend.ts";
-import { call, callJson, type HttpContext, parseObject, responseLines } from "./_http.ts";
+} from "../../batch/backend.ts";
+import { call, callJson, createHttpContext, parseObject, responseLines } from "../http.ts";
 
 /**
  * Gemini documents no request-count limit and a 2 GB input file; 50,000 items per batch keeps a
@@ -222,7 +218,7 @@ function readItem(value: unknown, fallbackKey: string | undefined): BatchResult 
  *
  * @example
  * ```ts
- * import { createGeminiBatchBackend } from "./gemini_batch.ts";
+ * import { createGeminiBatchBackend } from "./batch.ts";
  * const backend = createGeminiBatchBackend({ apiKey: "AIza…" });
  * backend.name; // "gemini"
  * ```
@@ -236,14 +232,7 @@ export function createGeminiBatchBackend(options: GeminiBatchOptions = {}): Batc
   const limits = { ...GEMINI_BATCH_LIMITS, ...options.limits };
   const inlineMaxBytes = options.inlineMaxBytes ?? GEMINI_INLINE_MAX_BYTES;
   const findPages = options.findPages ?? 10;
-  const headers: Record<string, string> = { ...options.headers };
-  if (options.apiKey) headers["x-goog-api-key"] = options.apiKey;
-  const ctx: HttpContext = {
-    client: createClient(options),
-    headers,
-    apiKey: options.apiKey,
-    classify: classifyGemini,
-  };
+  const ctx = createHttpContext(options, geminiHeaders(options), classifyGemini);
   /** `batches/abc` → `{root}/batches/abc`, each segment escaped. */
   const resource = (name: string) =>
     `${root}/${name.split("/").map((s) => encodeURIComponent(s)).join("/")}`;
@@ -253,20 +242,7 @@ export function createGeminiBatchBackend(options: GeminiBatchOptions = {}): Batc
     model,
     limits,
     encode(item: RequestItem): EncodedItem {
-      let request: Record<string, unknown>;
-      if (item.format === "gemini-batch") {
-        const { model: _model, ...rest } = item.request;
-        request = rest;
-      } else if (item.format === "simple") {
-        request = chatToGemini(item.chat);
-      } else {
-        if (item.url !== "/v1/chat/completions") {
-          throw new TypeError(
-            `line ${item.line}: Gemini cannot serve ${item.url}; use --provider openai`,
-          );
-        }
-        request = chatToGemini(openAIBodyToChat(item.body));
-      }
+      const { request } = geminiRequest(item);
       return { group: modelOf(item, model), line: JSON.stringify({ key: item.id, request }) };
     },
     async upload(input: BatchInput, { signal }: CallOptions = {}) {

@@ -1,32 +1,15 @@
 /**
- * Google's Gemini API (generateContent). Reads `RetryInfo.retryDelay` and `QuotaFailure`
- * quota ids out of error details.
+ * What a Gemini answer means, shared by the realtime adapter and the Batch Mode backend: error
+ * bodies classified (`RetryInfo.retryDelay`, `QuotaFailure` quota ids, bad keys), answers read
+ * (text without thoughts, usage, finish reason, blocked prompts and candidates, cut-offs).
  * @module
  */
-import { chatToGemini, openAIBodyToChat, toChatCompletion } from "../convert.ts";
-import type { FailureInfo } from "../errors.ts";
-import { fromGeminiFinishReason } from "../finish_reason.ts";
-import type { ProviderResponse, RequestItem, Usage } from "../formats.ts";
-import { parseDuration } from "../retry.ts";
-import { estimateRequestTokens, type TokenEstimate } from "../tokens.ts";
-import {
-  classifyByStatus,
-  createPost,
-  failureMessage,
-  type HttpProviderOptions,
-  joinUrl,
-  noTextFailure,
-  postJson,
-  type Provider,
-  type SendOptions,
-} from "./provider.ts";
-
-/** Gemini API host. */
-export const GEMINI_BASE_URL = "https://generativelanguage.googleapis.com";
-/** Model used when neither the line nor the options name one. */
-export const GEMINI_DEFAULT_MODEL = "gemini-2.5-flash";
-/** Requests per second when none is set. */
-export const GEMINI_DEFAULT_RATE = 60;
+import { toChatCompletion } from "../../convert.ts";
+import type { FailureInfo } from "../../errors.ts";
+import { fromGeminiFinishReason } from "../../finish_reason.ts";
+import type { ProviderResponse, RequestItem, Usage } from "../../formats.ts";
+import { parseDuration } from "../../retry.ts";
+import { classifyByStatus, failureMessage } from "../http.ts";
 
 type Detail = {
   "@type"?: string;
@@ -195,65 +178,5 @@ export function geminiResponse(
     model,
     finishReason,
     noText,
-  };
-}
-
-/** Creates the Gemini adapter. */
-export function createGeminiProvider(options: HttpProviderOptions = {}): Provider {
-  const base = options.baseUrl ?? GEMINI_BASE_URL;
-  // Accept a base URL with or without the API version.
-  const root = /\/v1(beta)?\/?$/.test(base) ? base : joinUrl(base, "v1beta");
-  const defaultModel = options.model ?? GEMINI_DEFAULT_MODEL;
-  const client = createPost(options);
-  const headers: Record<string, string> = { ...options.headers };
-  if (options.apiKey) headers["x-goog-api-key"] = options.apiKey;
-  /** The request exactly as it is sent, and the model it goes to. */
-  const build = (item: RequestItem): { request: Record<string, unknown>; model: string } => {
-    let request: Record<string, unknown>;
-    let model = defaultModel;
-    if (item.format === "gemini-batch") {
-      const { model: lineModel, ...rest } = item.request;
-      request = rest;
-      if (typeof lineModel === "string") model = lineModel;
-    } else if (item.format === "simple") {
-      request = chatToGemini(item.chat);
-      if (item.chat.model) model = item.chat.model;
-    } else {
-      if (item.url !== "/v1/chat/completions") {
-        throw new TypeError(
-          `line ${item.line}: Gemini cannot serve ${item.url}; use --provider openai`,
-        );
-      }
-      const chat = openAIBodyToChat(item.body);
-      request = chatToGemini(chat);
-      if (chat.model) model = chat.model;
-    }
-    return { request, model: model.replace(/^models\//, "") };
-  };
-  return {
-    name: "gemini",
-    model: defaultModel,
-    defaultRate: GEMINI_DEFAULT_RATE,
-    estimate(item: RequestItem): TokenEstimate {
-      // A line Gemini cannot serve fails in send(); its estimate does not matter.
-      if (item.format === "openai-batch" && item.url !== "/v1/chat/completions") {
-        return estimateRequestTokens({}, { counts: "input" });
-      }
-      const { request, model } = build(item);
-      return estimateRequestTokens(request, { counts: "input", model });
-    },
-    async send(item: RequestItem, { signal }: SendOptions = {}): Promise<ProviderResponse> {
-      const { request, model } = build(item);
-      const url = joinUrl(root, `models/${encodeURIComponent(model)}:generateContent`);
-      const res = await postJson(client, url, request, {
-        headers,
-        signal,
-        apiKey: options.apiKey,
-        classify: classifyGemini,
-      });
-      const response = geminiResponse(item, res.status, res.body, model);
-      if (response.noText) throw noTextFailure(response);
-      return response;
-    },
   };
 }
