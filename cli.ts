@@ -15,10 +15,10 @@ import { isConfigError, UsageError } from "./src/errors.ts";
 import { type InputFormat, parseLine } from "./src/formats.ts";
 import { formatDuration, msToMidnightPacific } from "./src/duration.ts";
 import * as v from "valibot";
-import { duration, fraction, parseFlags, positiveNumber, rateOrAuto } from "./src/flags.ts";
+import { duration, parseFlags, positiveNumber, SHARED_SETTINGS } from "./src/flags.ts";
 import { IdSet } from "./src/id_set.ts";
 import { finished, progressLine, RateMeter, summaryLines } from "./src/progress.ts";
-import { createProvider, type ProviderName, PROVIDERS } from "./src/providers/create_provider.ts";
+import { createProvider, type ProviderName } from "./src/providers/create_provider.ts";
 import type { Provider } from "./src/providers/provider.ts";
 import { API_KEY_VARIABLES, providerAccess, providerWithKey } from "./src/provider_env.ts";
 import { QUOTA_OPTIONS, sharedQuota } from "./src/redis/shared_quota.ts";
@@ -154,20 +154,9 @@ const OPTIONS = {
 
 /** `run`'s values that are checked (a valibot schema like every boundary's); messages name the flag. */
 const RunSettings = v.object({
-  provider: v.optional(
-    v.picklist(
-      PROVIDERS,
-      (issue) => `unknown provider '${issue.input}': use one of ${PROVIDERS.join(", ")}`,
-    ),
-  ),
-  "rate-limit": v.optional(rateOrAuto("--rate-limit")),
-  tpm: v.optional(positiveNumber("--tpm")),
-  "max-attempts": v.optional(positiveNumber("--max-attempts", true)),
+  ...SHARED_SETTINGS,
   "max-in-flight": v.optional(positiveNumber("--max-in-flight", true)),
-  timeout: v.optional(duration("--timeout")),
   backoff: v.optional(duration("--backoff")),
-  "mock-latency": v.optional(duration("--mock-latency")),
-  "mock-failure-rate": v.optional(fraction("--mock-failure-rate")),
 });
 
 /** Non-blank lines in a file, counted on bytes without decoding, for the progress total. */

@@ -21,14 +21,13 @@ import * as v from "valibot";
 import {
   byteSize,
   duration,
-  fraction,
   nonEmpty,
   parseFlags,
   positiveNumber,
-  rateOrAuto,
+  SHARED_SETTINGS,
 } from "./src/flags.ts";
 import { ConfigError, isConfigError, UsageError } from "./src/errors.ts";
-import { createProvider, type ProviderName, PROVIDERS } from "./src/providers/create_provider.ts";
+import { createProvider, type ProviderName } from "./src/providers/create_provider.ts";
 import { GEMINI_DEFAULT_RATE } from "./src/providers/gemini/realtime.ts";
 import { MOCK_DEFAULT_RATE } from "./src/providers/mock.ts";
 import { OPENAI_DEFAULT_RATE } from "./src/providers/openai/realtime.ts";
@@ -191,20 +190,9 @@ function serverToken(token: string | undefined): string | undefined {
  * variable counts as unset), checked in one go; every message names the flag.
  */
 const ServeSettings = v.object({
-  provider: v.optional(
-    v.picklist(
-      PROVIDERS,
-      (issue) => `unknown provider '${issue.input}': use one of ${PROVIDERS.join(", ")}`,
-    ),
-  ),
-  "mock-failure-rate": v.optional(fraction("--mock-failure-rate")),
-  "rate-limit": v.optional(rateOrAuto("--rate-limit")),
-  tpm: v.optional(positiveNumber("--tpm")),
-  "max-attempts": v.optional(positiveNumber("--max-attempts", true)),
-  timeout: v.optional(duration("--timeout")),
+  ...SHARED_SETTINGS,
   "max-line-length": v.optional(positiveNumber("--max-line-length", true)),
   "max-body-size": v.optional(byteSize("--max-body-size")),
-  "mock-latency": v.optional(duration("--mock-latency")),
   "max-file-bytes": v.optional(positiveNumber("--max-file-bytes", true)),
   mode: v.optional(
     v.picklist(

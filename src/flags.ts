@@ -9,6 +9,7 @@ import * as v from "valibot";
 import { parseByteSize } from "./byte_size.ts";
 import { parseDurationMs } from "./duration.ts";
 import { UsageError } from "./errors.ts";
+import { type ProviderName, PROVIDERS } from "./providers/create_provider.ts";
 
 /** A schema of one flag's text, giving its value. */
 export type FlagSchema<T> = v.GenericSchema<string, T>;
@@ -28,24 +29,31 @@ function parsedBy<T>(name: string, parse: (text: string) => T): FlagSchema<T> {
   );
 }
 
+/** A number (not blank) for which `ok` holds; otherwise ``<name> must be <wording>: got '<text>'``. */
+function numberWhere(
+  name: string,
+  ok: (n: number) => boolean,
+  wording: string,
+): FlagSchema<number> {
+  return v.pipe(
+    v.string(),
+    v.check(
+      (text) => text.trim() !== "" && ok(Number(text)),
+      (issue) => `${name} must be ${wording}: got '${issue.input as string}'`,
+    ),
+    v.transform(Number),
+  );
+}
+
 /**
  * A number above 0 (`integer`: a whole one).
  * @param name How the user wrote it: `--tpm`, `MFT_BATCH_MAX_ITEMS`.
  */
 export function positiveNumber(name: string, integer = false): FlagSchema<number> {
-  return v.pipe(
-    v.string(),
-    v.check(
-      (text) => {
-        const n = Number(text);
-        return text.trim() !== "" && Number.isFinite(n) && n > 0 &&
-          (!integer || Number.isInteger(n));
-      },
-      (issue) =>
-        `${name} must be a ${integer ? "positive whole number" : "number above 0"}: got '${issue
-          .input as string}'`,
-    ),
-    v.transform(Number),
+  return numberWhere(
+    name,
+    (n) => Number.isFinite(n) && n > 0 && (!integer || Number.isInteger(n)),
+    integer ? "a positive whole number" : "a number above 0",
   );
 }
 
@@ -66,19 +74,9 @@ export function rateOrAuto(name: string): FlagSchema<number | "auto"> {
 
 /** A fraction from 0 to 1 (`aboveZero`: above 0, at most 1). */
 export function fraction(name: string, aboveZero = false): FlagSchema<number> {
-  return v.pipe(
-    v.string(),
-    v.check(
-      (text) => {
-        const n = Number(text);
-        return text.trim() !== "" && (aboveZero ? n > 0 && n <= 1 : n >= 0 && n <= 1);
-      },
-      (issue) =>
-        `${name} must be ${aboveZero ? "above 0 and at most 1" : "between 0 and 1"}: got '${issue
-          .input as string}'`,
-    ),
-    v.transform(Number),
-  );
+  return aboveZero
+    ? numberWhere(name, (n) => n > 0 && n <= 1, "above 0 and at most 1")
+    : numberWhere(name, (n) => n >= 0 && n <= 1, "between 0 and 1");
 }
 
 /** A duration (`90`, `30s`, `2m`, `500ms`) in ms. */
@@ -90,6 +88,28 @@ export function duration(name: string): FlagSchema<number> {
 export function byteSize(name: string): FlagSchema<number> {
   return parsedBy(name, parseByteSize);
 }
+
+/** `--provider` (or `MFT_PROVIDER`): one of {@linkcode PROVIDERS}. */
+export function providerName(): v.GenericSchema<string, ProviderName> {
+  return v.picklist(
+    PROVIDERS,
+    (issue) => `unknown provider '${issue.input}': use one of ${PROVIDERS.join(", ")}`,
+  );
+}
+
+/**
+ * The settings `run` and `serve` share, as entries of a `v.object` schema (in the order they
+ * are checked): the provider, the rate, the token limit, attempts, the timeout and the mock's.
+ */
+export const SHARED_SETTINGS = {
+  provider: v.optional(providerName()),
+  "rate-limit": v.optional(rateOrAuto("--rate-limit")),
+  tpm: v.optional(positiveNumber("--tpm")),
+  "max-attempts": v.optional(positiveNumber("--max-attempts", true)),
+  timeout: v.optional(duration("--timeout")),
+  "mock-latency": v.optional(duration("--mock-latency")),
+  "mock-failure-rate": v.optional(fraction("--mock-failure-rate")),
+};
 
 /**
  * Parses flags (or one flag's text) with `schema`.
@@ -110,27 +130,12 @@ export function parseFlags<S extends v.GenericSchema>(
   return result.output;
 }
 
-/** {@linkcode positiveNumber} of one text; undefined when `text` is. */
-export function positiveNumberFlag(
-  name: string,
-  text: string | undefined,
-  integer = false,
-): number | undefined {
-  return parseFlags(v.optional(positiveNumber(name, integer)), text);
-}
-
-/** {@linkcode duration} of one text; undefined when `text` is. */
-export function durationFlag(name: string, text: string | undefined): number | undefined {
-  return parseFlags(v.optional(duration(name)), text);
-}
-
-/** {@linkcode fraction} of one text; undefined when `text` is. */
-export function fractionFlag(
-  name: string,
-  text: string | undefined,
-  aboveZero = false,
-): number | undefined {
-  return parseFlags(v.optional(fraction(name, aboveZero)), text);
+/**
+ * One flag's (or variable's) text parsed with `schema`; undefined when `text` is.
+ * @throws {UsageError} with the schema's message.
+ */
+export function parseFlag<T>(schema: FlagSchema<T>, text: string | undefined): T | undefined {
+  return parseFlags(v.optional(schema), text);
 }
 
 /** Undefined for an empty value: an environment variable set to "" counts as unset. */

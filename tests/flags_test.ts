@@ -6,13 +6,11 @@ import { isConfigError, UsageError } from "../src/errors.ts";
 import {
   byteSize,
   duration,
-  durationFlag,
   fraction,
-  fractionFlag,
   nonEmpty,
+  parseFlag,
   parseFlags,
   positiveNumber,
-  positiveNumberFlag,
   rateOrAuto,
 } from "../src/flags.ts";
 
@@ -62,7 +60,7 @@ test("fraction() takes 0..1, or (0, 1] when aboveZero", () => {
   expect(refusal(fraction("--quota-fallback-fraction", true), "0")).toBe(
     "--quota-fallback-fraction must be above 0 and at most 1: got '0'",
   );
-  expect(fractionFlag("--quota-fallback-fraction", "0.5", true)).toBe(0.5);
+  expect(parseFlag(fraction("--quota-fallback-fraction", true), "0.5")).toBe(0.5);
 });
 
 test("duration() and byteSize() read with the project's parsers and prefix the flag", () => {
@@ -88,9 +86,9 @@ test("parseFlags() reports the first issue of an object schema, in the schema's 
 });
 
 test("the one-text helpers give undefined for undefined, and nonEmpty() unsets ''", () => {
-  expect(positiveNumberFlag("--tpm", undefined)).toBeUndefined();
-  expect(durationFlag("--deadline", undefined)).toBeUndefined();
-  expect(() => positiveNumberFlag("MFT_BATCH_MAX_ITEMS", "0", true)).toThrow(
+  expect(parseFlag(positiveNumber("--tpm"), undefined)).toBeUndefined();
+  expect(parseFlag(duration("--deadline"), undefined)).toBeUndefined();
+  expect(() => parseFlag(positiveNumber("MFT_BATCH_MAX_ITEMS", true), "0")).toThrow(
     "MFT_BATCH_MAX_ITEMS must be a positive whole number: got '0'",
   );
   expect(nonEmpty("")).toBeUndefined();

@@ -15,7 +15,7 @@ import { answeredIds, recordIds, resumeCommand } from "./resume_files.ts";
 import { providerFetch } from "../adapter/runtime.ts";
 import { fileLines, shellQuote } from "../fs/files.ts";
 import { formatDuration } from "../duration.ts";
-import { durationFlag, nonEmpty, positiveNumberFlag } from "../flags.ts";
+import { duration, nonEmpty, parseFlag, positiveNumber } from "../flags.ts";
 import { ConfigError } from "../errors.ts";
 import { API_KEY_VARIABLES, envApiKey, envBaseUrl } from "../provider_env.ts";
 import { IdSet } from "../id_set.ts";
@@ -63,7 +63,7 @@ export function parseBatchFlags(
   let deadlineMs: number | undefined;
   if (deadline !== undefined) {
     if (m === "realtime") throw new ConfigError("--deadline needs --mode batch or --mode auto");
-    deadlineMs = durationFlag("--deadline", deadline);
+    deadlineMs = parseFlag(duration("--deadline"), deadline);
   }
   return { mode: m, deadlineMs };
 }
@@ -147,10 +147,9 @@ export function fileJobStore(output: string): JobStore {
 }
 
 function envLimits(io: CliIo): Partial<BatchLimits> | undefined {
-  const maxItems = positiveNumberFlag(
-    "MFT_BATCH_MAX_ITEMS",
+  const maxItems = parseFlag(
+    positiveNumber("MFT_BATCH_MAX_ITEMS", true),
     nonEmpty(io.env.MFT_BATCH_MAX_ITEMS),
-    true,
   );
   return maxItems === undefined ? undefined : { maxItems };
 }
@@ -248,12 +247,12 @@ export async function runBatchMode(ctx: BatchRunContext): Promise<number | undef
     fetch: providerFetch(),
     limits: envLimits(io),
   });
-  const pollIntervalMs = durationFlag(
-    "MFT_BATCH_POLL_INTERVAL",
+  const pollIntervalMs = parseFlag(
+    duration("MFT_BATCH_POLL_INTERVAL"),
     nonEmpty(io.env.MFT_BATCH_POLL_INTERVAL),
   );
-  const cancelGraceMs = durationFlag(
-    "MFT_BATCH_CANCEL_GRACE",
+  const cancelGraceMs = parseFlag(
+    duration("MFT_BATCH_CANCEL_GRACE"),
     nonEmpty(io.env.MFT_BATCH_CANCEL_GRACE),
   );
 

@@ -6,7 +6,7 @@
  */
 import { ConfigError, isConfigError } from "../errors.ts";
 import { formatDuration } from "../duration.ts";
-import { fractionFlag } from "../flags.ts";
+import { fraction as fractionOf, parseFlag } from "../flags.ts";
 import { Quota } from "../quota.ts";
 import { defaultQuotaName } from "../quota_store.ts";
 import { RedisScheduler } from "./scheduler.ts";
@@ -54,7 +54,8 @@ export async function sharedQuota(
     throw new ConfigError(`--quota-fallback must be 'local': got '${fallback}'`);
   }
   const fraction =
-    fractionFlag("--quota-fallback-fraction", values["quota-fallback-fraction"], true) ?? 0.5;
+    parseFlag(fractionOf("--quota-fallback-fraction", true), values["quota-fallback-fraction"]) ??
+      0.5;
   if (url === undefined) {
     for (const flag of ["quota-name", "quota-fallback", "quota-fallback-fraction"] as const) {
       if (values[flag] !== undefined) {
