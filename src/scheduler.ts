@@ -52,13 +52,18 @@ function assertRate(rate: number): void {
  *
  * Slot i is due at `t0 + i * 1000 / rate` (no chain of sleeps, so no drift), t0 being the first
  * {@linkcode Scheduler.acquire} (not the creation: the time a caller takes to start is not owed
- * as a burst of slots). When the timer
- * fires late, overdue slots are released at once, but never more than `ceil(rate) + 1` in any
- * window of `ceil(rate) / rate` seconds: for an integer rate R, at most R + 1 in any 1 s window
- * and R per second on average. The one slot of slack absorbs timer jitter: a bound of exactly R
- * would hold back every slot after a late one, and the lateness would add up into drift. A stall
- * longer than the window can absorb is forgiven, not repaid: the grid restarts after the
- * catch-up burst.
+ * as a burst of slots). When the timer fires late, overdue slots are released at once, but never
+ * more than `ceil(rate) + slack` in any window of `ceil(rate) / rate` seconds, where
+ * `slack = max(1, floor(rate / 100))`: for an integer rate R, at most R + 1 in any 1 s window
+ * below 200/s, at most 1.01 × R from 200/s up, and R per second on average.
+ *
+ * The slack is what lets a late slot be caught up without costing rate. After a stall of L ms the
+ * overdue slots go at once; a second later the window still holds them while the stall's gap
+ * leaves it, so a bound of exactly R would hold every slot back for L ms again, and the lateness
+ * would add up into drift. With `slack` slots, stalls up to `slack / rate` seconds (timer jitter;
+ * 10 ms from 200/s up, a garbage collection or a busy event loop at high rates) are repaid in
+ * full: the rate stays R. A stall longer than the window can absorb is forgiven, not repaid: the
+ * grid restarts after the catch-up burst, and the run loses what the slack could not carry.
  *
  * @example
  * ```ts
@@ -77,11 +82,14 @@ export class Scheduler {
   #n = 0;
   /** False until the first acquire, which starts the grid. */
   #started = false;
-  /** Release times of the last `#k` slots, a ring. */
-  #ring: Float64Array = new Float64Array(1);
+  /** Release times of the last `#k + #slack` slots, a ring. */
+  #ring: Float64Array = new Float64Array(2);
   #ringPos = 0;
   #ringFill = 0;
+  /** Slots per window: ceil(rate). */
   #k = 1;
+  /** Slots the window may hold beyond `#k`: max(1, floor(rate / 100)). */
+  #slack = 1;
   #spanMs = 0;
   #pausedUntil = -Infinity;
   #waiters = new Lanes<number>(() => {
@@ -189,16 +197,17 @@ export class Scheduler {
     const old = this.#ringFill ? this.#ordered() : [];
     this.#rate = rate;
     this.#k = Math.max(1, Math.ceil(rate));
+    this.#slack = Math.max(1, Math.floor(rate / 100));
     this.#spanMs = (this.#k * 1000) / rate;
-    this.#ring = new Float64Array(this.#k + 1);
+    this.#ring = new Float64Array(this.#k + this.#slack);
     this.#ringPos = 0;
     this.#ringFill = 0;
-    for (const t of old.slice(-(this.#k + 1))) this.#record(t);
+    for (const t of old.slice(-(this.#k + this.#slack))) this.#record(t);
   }
 
   #ordered(): number[] {
     const out: number[] = [];
-    const cap = this.#k + 1;
+    const cap = this.#k + this.#slack;
     const start = (this.#ringPos - this.#ringFill + cap) % cap;
     for (let i = 0; i < this.#ringFill; i++) out.push(this.#ring[(start + i) % cap]);
     return out;
@@ -206,8 +215,9 @@ export class Scheduler {
 
   #record(t: number): void {
     this.#ring[this.#ringPos] = t;
-    this.#ringPos = (this.#ringPos + 1) % (this.#k + 1);
-    if (this.#ringFill < this.#k + 1) this.#ringFill++;
+    const cap = this.#k + this.#slack;
+    this.#ringPos = (this.#ringPos + 1) % cap;
+    if (this.#ringFill < cap) this.#ringFill++;
   }
 
   #nextDue(): number {
@@ -223,10 +233,10 @@ export class Scheduler {
       this.#n = 0;
       due = this.#t0;
     }
-    if (this.#ringFill === this.#k + 1) {
-      // The release k+1 back bounds how soon the window allows another: never more than k+1 in
-      // any window. Bounding by the k-th back would make it k, but then every bit of timer
-      // lateness would push the grid back for good (drift); one slot of slack absorbs it.
+    if (this.#ringFill === this.#k + this.#slack) {
+      // The release k+slack back bounds how soon the window allows another: never more than
+      // k+slack in any window. Bounding by the k-th back would make it k, but then every bit of
+      // lateness would push the grid back for good (drift); the slack absorbs it (class doc).
       const interval = 1000 / this.#rate;
       const bound = this.#ring[this.#ringPos] + this.#spanMs;
       if (bound > due + interval) {
