@@ -11,38 +11,37 @@ import { Readable } from "node:stream";
 import { parseArgs } from "node:util";
 import { getRuntimeKey } from "hono/adapter";
 import pkg from "./package.json" with { type: "json" };
-import { isConfigError } from "./src/errors.ts";
+import { isConfigError, UsageError } from "./src/errors.ts";
 import { type InputFormat, parseLine } from "./src/formats.ts";
-import { formatDuration, msToMidnightPacific, parseDurationMs } from "./src/duration.ts";
+import { formatDuration, msToMidnightPacific } from "./src/duration.ts";
+import * as v from "valibot";
+import { duration, parseFlags, positiveNumber, SHARED_SETTINGS } from "./src/flags.ts";
 import { IdSet } from "./src/id_set.ts";
 import { finished, progressLine, RateMeter, summaryLines } from "./src/progress.ts";
-import { createProvider, type ProviderName, PROVIDERS } from "./src/providers/create_provider.ts";
-import { GEMINI_DEFAULT_RATE } from "./src/providers/gemini/realtime.ts";
-import { MOCK_DEFAULT_RATE } from "./src/providers/mock.ts";
-import { OPENAI_DEFAULT_RATE } from "./src/providers/openai/realtime.ts";
+import { createProvider, type ProviderName } from "./src/providers/create_provider.ts";
 import type { Provider } from "./src/providers/provider.ts";
+import { API_KEY_VARIABLES, providerAccess, providerWithKey } from "./src/provider_env.ts";
 import { QUOTA_OPTIONS, sharedQuota } from "./src/redis/shared_quota.ts";
 import { connectQuotaStore } from "./src/redis/connection.ts";
 import { runRealtime, type RunStats } from "./src/run.ts";
 import { providerFetch } from "./src/adapter/runtime.ts";
 import { providerPost } from "./src/adapter/node_http_post.ts";
 import { watchRate } from "./src/cli/rate_check.ts";
-import { fileBytes, fileLines, linesOf, sameFile, shellQuote } from "./src/fs/files.ts";
+import { fileBytes, fileLines, linesOf, sameFile } from "./src/fs/files.ts";
 import { serve } from "./server.ts";
 import { openServerStorage } from "./src/fs/batch_storage.ts";
 import { batchCommand, parseBatchFlags, runBatchMode } from "./src/cli/batch_job.ts";
 import { recordRun, reportCommand, writeReport } from "./src/cli/report.ts";
 import { acquireOutputLock, type OutputLock } from "./src/cli/output_lock.ts";
-import { carryOverErrors, defaultErrorsFile } from "./src/cli/errors_file.ts";
+import {
+  carryOverErrors,
+  defaultErrorsFile,
+  moveAsideIfErrorsFile,
+} from "./src/cli/errors_file.ts";
+import { stopThenQuit } from "./src/cli/interrupt.ts";
 import { followParent, lifelineSpawnOptions } from "./src/cli/lifeline.ts";
 import { describeDiskError, fileSink, isDiskError, textSink } from "./src/cli/jsonl_sink.ts";
-import { answeredIds } from "./src/cli/resume_files.ts";
-
-const DEFAULT_RATES: Record<ProviderName, number> = {
-  gemini: GEMINI_DEFAULT_RATE,
-  openai: OPENAI_DEFAULT_RATE,
-  mock: MOCK_DEFAULT_RATE,
-};
+import { answeredIds, resumeCommand } from "./src/cli/resume_files.ts";
 
 export const HELP =
   `model-fine-tuner ${pkg.version}: rate-limited fire-and-forget batch LLM inference
@@ -126,10 +125,6 @@ export interface CliIo {
   onInterrupt: (handler: () => void) => () => void;
 }
 
-class UsageError extends Error {
-  override name = "UsageError";
-}
-
 const OPTIONS = {
   provider: { type: "string" },
   auto: { type: "boolean" },
@@ -157,29 +152,12 @@ const OPTIONS = {
   version: { type: "boolean", short: "V" },
 } as const;
 
-function positiveNumber(
-  name: string,
-  text: string | undefined,
-  integer = false,
-): number | undefined {
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (text.trim() === "" || !Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
-    throw new UsageError(
-      `--${name} must be a ${integer ? "positive whole number" : "number above 0"}: got '${text}'`,
-    );
-  }
-  return n;
-}
-
-function duration(name: string, text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  try {
-    return parseDurationMs(text);
-  } catch (error) {
-    throw new UsageError(`--${name}: ${(error as Error).message}`);
-  }
-}
+/** `run`'s values that are checked (a valibot schema like every boundary's); messages name the flag. */
+const RunSettings = v.object({
+  ...SHARED_SETTINGS,
+  "max-in-flight": v.optional(positiveNumber("--max-in-flight", true)),
+  backoff: v.optional(duration("--backoff")),
+});
 
 /** Non-blank lines in a file, counted on bytes without decoding, for the progress total. */
 async function countLines(file: string): Promise<number> {
@@ -263,7 +241,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     return await runCommand(rest, io, locks);
   } catch (error) {
     if (
-      error instanceof UsageError || isConfigError(error) ||
+      isConfigError(error) ||
       (error as { code?: string })?.code?.startsWith("ERR_PARSE_ARGS")
     ) {
       io.stderr(`model-fine-tuner: ${(error as Error).message}\n`);
@@ -304,33 +282,19 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
   const input = positionals[0];
   const quiet = values.quiet ?? false;
   const log = (text: string) => quiet || io.stderr(text);
-  if (
-    values.provider !== undefined && !(PROVIDERS as readonly string[]).includes(values.provider)
-  ) {
-    throw new UsageError(
-      `unknown provider '${values.provider}': use one of ${PROVIDERS.join(", ")}`,
-    );
-  }
-  if (values.provider !== undefined && values.auto) {
+  // Every number, duration and fraction, checked before anything is read or sent.
+  const settings = parseFlags(RunSettings, values);
+  if (settings.provider !== undefined && values.auto) {
     throw new UsageError("give --provider or --auto, not both");
   }
-  const rate = values["rate-limit"] === "auto"
-    ? "auto"
-    : positiveNumber("rate-limit", values["rate-limit"]);
-  const tpm = positiveNumber("tpm", values.tpm);
-  const maxAttempts = positiveNumber("max-attempts", values["max-attempts"], true);
-  const maxInFlight = positiveNumber("max-in-flight", values["max-in-flight"], true);
-  const timeoutMs = duration("timeout", values.timeout) ?? 120_000;
-  const backoffMs = duration("backoff", values.backoff);
-  const mockLatency = duration("mock-latency", values["mock-latency"]);
-  const failureRate = values["mock-failure-rate"] === undefined
-    ? undefined
-    : Number(values["mock-failure-rate"]);
-  if (failureRate !== undefined && !(failureRate >= 0 && failureRate <= 1)) {
-    throw new UsageError(
-      `--mock-failure-rate must be between 0 and 1: got '${values["mock-failure-rate"]}'`,
-    );
-  }
+  const rate = settings["rate-limit"];
+  const tpm = settings.tpm;
+  const maxAttempts = settings["max-attempts"];
+  const maxInFlight = settings["max-in-flight"];
+  const timeoutMs = settings.timeout ?? 120_000;
+  const backoffMs = settings.backoff;
+  const mockLatency = settings["mock-latency"];
+  const failureRate = settings["mock-failure-rate"];
   const batchFlags = parseBatchFlags(values.mode, values.deadline); // batch mode: src/cli/batch_job.ts
   if (values.resume && values.overwrite) {
     throw new UsageError("give --resume or --overwrite, not both");
@@ -381,10 +345,7 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
   let lines = linesOf(input === "-" ? io.stdin() : fileBytes(input));
 
   // Provider: named, or detected from the first valid line and the keys that are set.
-  const env = io.env;
-  const geminiKey = env.GEMINI_API_KEY || env.GOOGLE_API_KEY || undefined;
-  const openaiKey = env.OPENAI_API_KEY || undefined;
-  let providerName = values.provider as ProviderName | undefined;
+  let providerName: ProviderName | undefined = settings.provider;
   if (providerName === undefined) {
     const peeked = await peekFormat(lines);
     lines = peeked.lines;
@@ -393,7 +354,7 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
       : peeked.format === "gemini-batch"
       ? "gemini"
       : undefined;
-    providerName = byFormat ?? (geminiKey ? "gemini" : openaiKey ? "openai" : undefined);
+    providerName = byFormat ?? providerWithKey(io.env);
     if (providerName === undefined) {
       throw new UsageError(
         "cannot pick a provider: the input is in the simple format and neither GEMINI_API_KEY nor OPENAI_API_KEY is set; pass --provider (mock runs offline)",
@@ -403,29 +364,11 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
       `auto: provider ${providerName} (${
         byFormat
           ? `input is in the ${peeked.format} format`
-          : `${providerName === "gemini" ? "GEMINI_API_KEY" : "OPENAI_API_KEY"} is set`
+          : `${API_KEY_VARIABLES[providerName as "gemini" | "openai"]} is set`
       })\n`,
     );
   }
-  const apiKey = providerName === "gemini"
-    ? geminiKey
-    : providerName === "openai"
-    ? openaiKey
-    : undefined;
-  const baseUrl = values["base-url"] ??
-    (providerName === "gemini"
-      ? env.GEMINI_BASE_URL
-      : providerName === "openai"
-      ? env.OPENAI_BASE_URL
-      : undefined) ??
-    undefined;
-  if (providerName !== "mock" && !apiKey && !baseUrl) {
-    throw new UsageError(
-      providerName === "gemini"
-        ? "GEMINI_API_KEY (or GOOGLE_API_KEY) is not set"
-        : "OPENAI_API_KEY is not set (an OpenAI-compatible server without keys needs --base-url)",
-    );
-  }
+  const { apiKey, baseUrl } = providerAccess(providerName, io.env, values["base-url"]);
   const provider: Provider = createProvider({
     provider: providerName,
     apiKey,
@@ -438,7 +381,7 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
     // Said even with --quiet: a dropped parameter changes what the answers are.
     onWarning: (message) => io.stderr(`warning: ${message}\n`),
   });
-  const targetRate = rate ?? DEFAULT_RATES[providerName];
+  const targetRate = rate ?? provider.defaultRate;
 
   if (values["dry-run"]) {
     return await dryRun(lines, {
@@ -494,13 +437,13 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
 
   // The errors file may be the input (the retry workflow: `run errors.jsonl`). Move the input
   // aside first so that nothing is read from a file being rewritten, and nothing is lost on a crash.
-  if (input !== "-" && sameFile(input, errorsFile)) {
-    inputFile = `${errorsFile}.retry-${Date.now()}`;
-    await lines.cancel();
-    fs.renameSync(input, inputFile);
-    lines = fileLines(inputFile);
-    log(`input is the errors file: reading it from ${inputFile}\n`);
-  }
+  const moved = await moveAsideIfErrorsFile(input, {
+    errorsFile,
+    lines,
+    readLines: fileLines,
+    log,
+  });
+  if (moved) ({ file: inputFile, lines } = moved);
   const skip = values.resume
     ? await answeredIds(output, (line) => io.stderr(`${line}\n`))
     : undefined;
@@ -539,17 +482,11 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
     signal: hard.signal,
     observer: record?.observer,
   });
-  let interrupts = 0;
-  const removeInterrupt = io.onInterrupt(() => {
-    interrupts++;
-    if (interrupts === 1) {
-      stop.abort(new DOMException("interrupted", "AbortError"));
-      io.stderr(
-        `\nstopping: no new requests; waiting for ${run.stats.inFlight} in flight (Ctrl-C again to quit now)\n`,
-      );
-    } else {
-      hard.abort(new DOMException("interrupted twice", "AbortError"));
-    }
+  const removeInterrupt = stopThenQuit(io, {
+    stop,
+    hard,
+    message: () =>
+      `\nstopping: no new requests; waiting for ${run.stats.inFlight} in flight (Ctrl-C again to quit now)\n`,
   });
 
   log(
@@ -604,23 +541,15 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
     shared.close();
   }
   const stats = await run.done;
-  const again = [
-    "model-fine-tuner",
-    "run",
-    inputFile,
-    ...argv.filter((a) => a !== input && a !== "--resume" && a !== "--overwrite"),
-    "--resume",
-  ];
-  record?.finish(stats, stats.stopped ? again.map(shellQuote).join(" ") : undefined);
+  const again = resumeCommand(argv, input, inputFile);
+  record?.finish(stats, stats.stopped ? again : undefined);
   if (!quiet && io.isTTY) io.stderr("\r\x1b[K");
   for (
     const line of summaryLines(stats, { output: toStdout ? "stdout" : output, errors: errorsFile })
   ) log(line + "\n");
   if (disk) {
     io.stderr(
-      `stopped: ${disk.message}; ${disk.unwritten} answers could not be written and will be sent again. Free some space, then resume with:\n  ${
-        again.map(shellQuote).join(" ")
-      }\n`,
+      `stopped: ${disk.message}; ${disk.unwritten} answers could not be written and will be sent again. Free some space, then resume with:\n  ${again}\n`,
     );
     return 4;
   }
@@ -632,7 +561,7 @@ async function runCommand(argv: string[], io: CliIo, locks: OutputLock[]): Promi
         total?.value ?? stats.read
       } lines done; resume${
         stats.fatal?.kind === "daily_quota" ? " after the reset" : ""
-      } with:\n  ${again.map(shellQuote).join(" ")}\n`,
+      } with:\n  ${again}\n`,
     );
     return stats.fatal ? 3 : 130;
   }

@@ -8,19 +8,31 @@
  * @module
  */
 import { providerFetch } from "./src/adapter/runtime.ts";
+import { importAtRuntime } from "./src/adapter/import_at_runtime.ts";
+import { type RunningServer, startServer } from "./src/adapter/listen.ts";
+export { type RunningServer, startServer, type StartServerOptions } from "./src/adapter/listen.ts";
 import { QUOTA_OPTIONS, sharedQuota } from "./src/redis/shared_quota.ts";
 import type { QuotaStoreConnection } from "./src/redis/connection.ts";
 import type { Quota } from "./src/quota.ts";
 import { GEMINI_DEFAULT_MODEL } from "./src/providers/gemini/realtime.ts";
 import { OPENAI_DEFAULT_MODEL } from "./src/providers/openai/realtime.ts";
 import type { Hono } from "hono";
-import { parseDurationMs } from "./src/duration.ts";
-import { parseByteSize } from "./src/byte_size.ts";
-import { ConfigError, isConfigError } from "./src/errors.ts";
-import { createProvider, type ProviderName, PROVIDERS } from "./src/providers/create_provider.ts";
+import * as v from "valibot";
+import {
+  byteSize,
+  duration,
+  nonEmpty,
+  parseFlags,
+  positiveNumber,
+  SHARED_SETTINGS,
+} from "./src/flags.ts";
+import { ConfigError, isConfigError, UsageError } from "./src/errors.ts";
+import { createProvider, type ProviderName } from "./src/providers/create_provider.ts";
 import { GEMINI_DEFAULT_RATE } from "./src/providers/gemini/realtime.ts";
 import { MOCK_DEFAULT_RATE } from "./src/providers/mock.ts";
 import { OPENAI_DEFAULT_RATE } from "./src/providers/openai/realtime.ts";
+import { providerAccess, providerWithKey } from "./src/provider_env.ts";
+import { onTwoStageInterrupt } from "./src/cli/interrupt.ts";
 import { createApp } from "./src/server/app.ts";
 import { createBatchBackend } from "./src/batch/create_batch_backend.ts";
 import type { BatchManager } from "./src/server/batch_api/batch_manager.ts";
@@ -69,28 +81,6 @@ export interface ServerConfig {
   batchMode?: "realtime" | "batch";
   /** `MFT_BATCH_POLL_INTERVAL` in ms: first wait between polls of the provider's batches. */
   batchPollMs?: number;
-}
-
-/** A server listening on a socket. */
-export interface RunningServer {
-  /** `http://host:port`, with the port actually bound. */
-  url: string;
-  hostname: string;
-  port: number;
-  runtime: "bun" | "deno" | "node";
-  /**
-   * Stops listening. Graceful by default: resolves once open responses have ended. `force`
-   * also drops open connections (Bun, Node) or stops waiting for them (Deno).
-   */
-  close(options?: { force?: boolean }): Promise<void>;
-}
-
-/** Options for {@linkcode startServer}. */
-export interface StartServerOptions {
-  /** Interface to listen on. @default "127.0.0.1" */
-  hostname?: string;
-  /** TCP port; 0 picks a free one. @default 8787 */
-  port?: number;
 }
 
 /** `model-fine-tuner serve --help`. */
@@ -147,20 +137,15 @@ const DEFAULT_MODELS: Record<ProviderName, string> = {
   mock: "mock-1",
 };
 
+/**
+ * Each provider's own `defaultRate`, for a rate the server needs before it builds the provider
+ * (the shared quota is connected first). The CLI reads `provider.defaultRate` instead.
+ */
 const DEFAULT_RATES: Record<ProviderName, number> = {
   gemini: GEMINI_DEFAULT_RATE,
   openai: OPENAI_DEFAULT_RATE,
   mock: MOCK_DEFAULT_RATE,
 };
-
-class UsageError extends Error {
-  override name = "UsageError";
-}
-
-/** Imports a module bundlers must not follow (Node built-ins, the Node adapter): see the top. */
-function importAtRuntime<T>(specifier: string): Promise<T> {
-  return import(specifier);
-}
 
 /** Flags of `serve`, as parseArgs gives them; also the shape `resolveServerConfig` reads. */
 export interface ServeFlags {
@@ -178,17 +163,6 @@ export interface ServeFlags {
   "data-dir"?: string;
   "max-file-bytes"?: string;
   mode?: string;
-}
-
-function positive(name: string, text: string | undefined, integer: boolean): number | undefined {
-  if (text === undefined || text === "") return undefined;
-  const n = Number(text);
-  if (text.trim() === "" || !Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
-    throw new UsageError(
-      `${name} must be a ${integer ? "positive whole number" : "number above 0"}: got '${text}'`,
-    );
-  }
-  return n;
 }
 
 /**
@@ -211,108 +185,75 @@ function serverToken(token: string | undefined): string | undefined {
   return token;
 }
 
-function batchMode(text: string | undefined, provider: ProviderName): "realtime" | "batch" {
-  if (text === undefined || text === "realtime") return "realtime";
-  if (text !== "batch") {
-    throw new UsageError(`--mode must be realtime or batch: got '${text}'`);
-  }
-  if (provider === "mock") {
-    throw new UsageError(
-      "--mode batch needs --provider openai or gemini (offline: serve scripts/start_mock_batch.ts and pass its URL as --base-url)",
-    );
-  }
-  return "batch";
-}
-
-function byteSize(name: string, text: string | undefined): number | undefined {
-  if (text === undefined || text === "") return undefined;
-  try {
-    return parseByteSize(text);
-  } catch (error) {
-    throw new UsageError(`${name}: ${(error as Error).message}`);
-  }
-}
-
-function durationMs(name: string, text: string | undefined): number | undefined {
-  if (text === undefined || text === "") return undefined;
-  try {
-    return parseDurationMs(text);
-  } catch (error) {
-    throw new UsageError(`${name}: ${(error as Error).message}`);
-  }
-}
+/**
+ * `serve`'s settings as text, each from its flag or else its environment variable (an empty
+ * variable counts as unset), checked in one go; every message names the flag.
+ */
+const ServeSettings = v.object({
+  ...SHARED_SETTINGS,
+  "max-line-length": v.optional(positiveNumber("--max-line-length", true)),
+  "max-body-size": v.optional(byteSize("--max-body-size")),
+  "max-file-bytes": v.optional(positiveNumber("--max-file-bytes", true)),
+  mode: v.optional(
+    v.picklist(
+      ["realtime", "batch"],
+      (issue) => `--mode must be realtime or batch: got '${issue.input}'`,
+    ),
+  ),
+  "batch-poll-interval": v.optional(duration("MFT_BATCH_POLL_INTERVAL")),
+});
 
 /**
  * Resolves the server's settings: flags first, then the environment (`MFT_PROVIDER`,
  * `MFT_MODEL`, `MFT_RATE_LIMIT`, `MFT_MAX_ATTEMPTS`, `MFT_TIMEOUT`, `MFT_SERVER_TOKEN`, the key
  * and base-URL variables of `run`).
- * @throws {Error} named `UsageError`, with a message for the user, when a setting is invalid.
+ * @throws {UsageError} with a message for the user, when a setting is invalid.
  */
 export function resolveServerConfig(flags: ServeFlags, env: Env): ServerConfig {
-  const geminiKey = env.GEMINI_API_KEY || env.GOOGLE_API_KEY || undefined;
-  const openaiKey = env.OPENAI_API_KEY || undefined;
-  const named = flags.provider ?? (env.MFT_PROVIDER || undefined);
-  if (named !== undefined && !(PROVIDERS as readonly string[]).includes(named)) {
-    throw new UsageError(`unknown provider '${named}': use one of ${PROVIDERS.join(", ")}`);
-  }
-  const provider = (named as ProviderName | undefined) ??
-    (geminiKey ? "gemini" : openaiKey ? "openai" : undefined);
+  const settings = parseFlags(ServeSettings, {
+    provider: flags.provider ?? (env.MFT_PROVIDER || undefined),
+    "rate-limit": nonEmpty(flags["rate-limit"] ?? env.MFT_RATE_LIMIT),
+    tpm: nonEmpty(flags.tpm ?? env.MFT_TPM),
+    "max-attempts": nonEmpty(flags["max-attempts"] ?? env.MFT_MAX_ATTEMPTS),
+    timeout: nonEmpty(flags.timeout ?? env.MFT_TIMEOUT),
+    "max-line-length": nonEmpty(flags["max-line-length"]),
+    "max-body-size": nonEmpty(flags["max-body-size"] ?? optionalEnv(env, "MFT_MAX_BODY_SIZE")),
+    "mock-latency": nonEmpty(flags["mock-latency"]),
+    "mock-failure-rate": flags["mock-failure-rate"],
+    "max-file-bytes": nonEmpty(flags["max-file-bytes"] ?? optionalEnv(env, "MFT_MAX_FILE_BYTES")),
+    mode: flags.mode,
+    "batch-poll-interval": nonEmpty(optionalEnv(env, "MFT_BATCH_POLL_INTERVAL")),
+  });
+  const provider = settings.provider ?? providerWithKey(env);
   if (provider === undefined) {
     throw new UsageError(
       "cannot pick a provider: pass --provider (or set MFT_PROVIDER), or set GEMINI_API_KEY or OPENAI_API_KEY (mock runs offline)",
     );
   }
-  const apiKey = provider === "gemini" ? geminiKey : provider === "openai" ? openaiKey : undefined;
-  const baseUrl = flags["base-url"] ??
-    ((provider === "gemini"
-      ? env.GEMINI_BASE_URL
-      : provider === "openai"
-      ? env.OPENAI_BASE_URL
-      : undefined) || undefined);
-  if (provider !== "mock" && !apiKey && !baseUrl) {
+  const { apiKey, baseUrl } = providerAccess(provider, env, flags["base-url"]);
+  if (settings.mode === "batch" && provider === "mock") {
     throw new UsageError(
-      provider === "gemini"
-        ? "GEMINI_API_KEY (or GOOGLE_API_KEY) is not set"
-        : "OPENAI_API_KEY is not set (an OpenAI-compatible server without keys needs --base-url)",
+      "--mode batch needs --provider openai or gemini (offline: serve scripts/start_mock_batch.ts and pass its URL as --base-url)",
     );
-  }
-  const failureText = flags["mock-failure-rate"];
-  const mockFailureRate = failureText === undefined ? undefined : Number(failureText);
-  if (
-    mockFailureRate !== undefined &&
-    !(failureText!.trim() !== "" && mockFailureRate >= 0 && mockFailureRate <= 1)
-  ) {
-    throw new UsageError(`--mock-failure-rate must be between 0 and 1: got '${failureText}'`);
   }
   return {
     provider,
     model: flags.model ?? (env.MFT_MODEL || undefined),
     baseUrl,
     apiKey,
-    rate: (flags["rate-limit"] ?? env.MFT_RATE_LIMIT) === "auto"
-      ? "auto"
-      : positive("--rate-limit", flags["rate-limit"] ?? env.MFT_RATE_LIMIT, false) ??
-        DEFAULT_RATES[provider],
-    tpm: positive("--tpm", flags.tpm ?? env.MFT_TPM, false),
-    maxAttempts: positive("--max-attempts", flags["max-attempts"] ?? env.MFT_MAX_ATTEMPTS, true) ??
-      3,
-    timeoutMs: durationMs("--timeout", flags.timeout ?? env.MFT_TIMEOUT) ?? 120_000,
-    maxLineLength: positive("--max-line-length", flags["max-line-length"], true),
-    maxBodyBytes: byteSize(
-      "--max-body-size",
-      flags["max-body-size"] ?? optionalEnv(env, "MFT_MAX_BODY_SIZE"),
-    ),
-    mockLatencyMs: durationMs("--mock-latency", flags["mock-latency"]),
-    mockFailureRate,
+    rate: settings["rate-limit"] ?? DEFAULT_RATES[provider],
+    tpm: settings.tpm,
+    maxAttempts: settings["max-attempts"] ?? 3,
+    timeoutMs: settings.timeout ?? 120_000,
+    maxLineLength: settings["max-line-length"],
+    maxBodyBytes: settings["max-body-size"],
+    mockLatencyMs: settings["mock-latency"],
+    mockFailureRate: settings["mock-failure-rate"],
     token: serverToken(env.MFT_SERVER_TOKEN || undefined),
     dataDir: flags["data-dir"] ?? (optionalEnv(env, "MFT_DATA_DIR") || undefined),
-    maxFileBytes: positive(
-      "--max-file-bytes",
-      flags["max-file-bytes"] ?? optionalEnv(env, "MFT_MAX_FILE_BYTES"),
-      true,
-    ),
-    batchMode: batchMode(flags.mode, provider),
-    batchPollMs: durationMs("MFT_BATCH_POLL_INTERVAL", optionalEnv(env, "MFT_BATCH_POLL_INTERVAL")),
+    maxFileBytes: settings["max-file-bytes"],
+    batchMode: settings.mode ?? "realtime",
+    batchPollMs: settings["batch-poll-interval"],
   };
 }
 
@@ -371,74 +312,6 @@ export function buildServerApp(
         }
         : undefined,
     },
-  });
-}
-
-function hostForUrl(hostname: string): string {
-  return hostname.includes(":") && !hostname.startsWith("[") ? `[${hostname}]` : hostname;
-}
-
-/**
- * Listens on `hostname:port` with the runtime's own server: `Bun.serve` (idle timeout off, so
- * long quiet streams are not cut), `Deno.serve`, or `@hono/node-server` on Node (request
- * timeout off, so a body read at the run's pace is not cut).
- * @param fetch The handler, e.g. `app.fetch`.
- * @throws when the address can not be bound.
- */
-export async function startServer(
-  fetch: (request: Request) => Response | Promise<Response>,
-  options: StartServerOptions = {},
-): Promise<RunningServer> {
-  const hostname = options.hostname ?? "127.0.0.1";
-  const port = options.port ?? 8787;
-  const done = (
-    runtime: RunningServer["runtime"],
-    bound: number,
-    close: RunningServer["close"],
-  ): RunningServer => ({
-    url: `http://${hostForUrl(hostname)}:${bound}`,
-    hostname,
-    port: bound,
-    runtime,
-    close,
-  });
-  if (typeof Bun !== "undefined") {
-    const server = Bun.serve({
-      hostname,
-      port,
-      idleTimeout: 0,
-      fetch: (request) => fetch(request),
-    });
-    return done("bun", server.port!, async ({ force = false } = {}) => {
-      await server.stop(force);
-    });
-  }
-  if (typeof Deno !== "undefined") {
-    const server = Deno.serve({ hostname, port, onListen() {} }, (request) => fetch(request));
-    return done("deno", server.addr.port, async ({ force = false } = {}) => {
-      const shutdown = server.shutdown();
-      if (!force) await shutdown;
-    });
-  }
-  const { serve } = await importAtRuntime<typeof import("@hono/node-server")>("@hono/node-server");
-  return await new Promise<RunningServer>((resolve, reject) => {
-    const server = serve(
-      { fetch: (request) => fetch(request), hostname, port, serverOptions: { requestTimeout: 0 } },
-      (info) => {
-        server.off("error", reject);
-        resolve(done("node", info.port, ({ force = false } = {}) =>
-          new Promise<void>((closed) => {
-            server.close(() => closed());
-            const s = server as {
-              closeAllConnections?: () => void;
-              closeIdleConnections?: () => void;
-            };
-            if (force) s.closeAllConnections?.();
-            else s.closeIdleConnections?.();
-          })));
-      },
-    );
-    server.once("error", reject);
   });
 }
 
@@ -545,7 +418,7 @@ export async function serve(
   } catch (error) {
     shared?.close();
     const e = error as Error & { code?: string };
-    if (e?.name === "UsageError" || e?.code?.startsWith("ERR_PARSE_ARGS") || isConfigError(e)) {
+    if (e?.code?.startsWith("ERR_PARSE_ARGS") || isConfigError(e)) {
       io.stderr(`model-fine-tuner serve: ${e.message}\n`);
       return 2;
     }
@@ -579,10 +452,9 @@ export async function serve(
   );
 
   return await new Promise<number>((resolve) => {
-    let interrupts = 0;
-    const remove = io.onInterrupt(() => {
-      interrupts++;
-      if (interrupts === 1) {
+    const remove = onTwoStageInterrupt(
+      io,
+      () => {
         io.stderr(
           "stopping: no new requests; open runs finish what is in flight (Ctrl-C again to quit now)\n",
         );
@@ -597,13 +469,14 @@ export async function serve(
           shared?.close();
           resolve(1);
         });
-      } else {
+      },
+      () => {
         remove();
         shared?.close();
         server.close({ force: true }).catch(() => {});
         resolve(130);
-      }
-    });
+      },
+    );
   });
 }
 

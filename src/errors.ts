@@ -78,13 +78,22 @@ export class ConfigError extends MftError {
   override name = "ConfigError";
 }
 
+/**
+ * A flag, an argument or an environment variable of the command line or the server is invalid
+ * (exit 2). A {@linkcode ConfigError}, so one guard catches both.
+ */
+export class UsageError extends ConfigError {
+  override name = "UsageError";
+}
+
 /** True if `error` is a {@linkcode ProviderError}, also across realms. */
 export function isProviderError(error: unknown): error is ProviderError {
   return error instanceof ProviderError ||
     (error instanceof Error && error.name === "ProviderError" && "info" in error);
 }
 
-/** True if `error` is a {@linkcode ConfigError}, also across realms. */
+/** True if `error` is a {@linkcode ConfigError} (a {@linkcode UsageError} too), also across realms. */
 export function isConfigError(error: unknown): error is ConfigError {
-  return error instanceof ConfigError || (error instanceof Error && error.name === "ConfigError");
+  return error instanceof ConfigError ||
+    (error instanceof Error && (error.name === "ConfigError" || error.name === "UsageError"));
 }

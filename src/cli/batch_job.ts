@@ -9,11 +9,15 @@ import * as path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import type { CliIo } from "../../cli.ts";
+import { stopThenQuit } from "./interrupt.ts";
+import { moveAsideIfErrorsFile } from "./errors_file.ts";
+import { answeredIds, recordIds, resumeCommand } from "./resume_files.ts";
 import { providerFetch } from "../adapter/runtime.ts";
-import { cutUnfinishedLastLine, fileLines, sameFile, shellQuote } from "../fs/files.ts";
-import { formatDuration, parseDurationMs } from "../duration.ts";
+import { fileLines, shellQuote } from "../fs/files.ts";
+import { formatDuration } from "../duration.ts";
+import { duration, nonEmpty, parseFlag, positiveNumber } from "../flags.ts";
 import { ConfigError } from "../errors.ts";
-import { outputId } from "../formats.ts";
+import { API_KEY_VARIABLES, envApiKey, envBaseUrl } from "../provider_env.ts";
 import { IdSet } from "../id_set.ts";
 import type { BatchLimits } from "../batch/backend.ts";
 import {
@@ -59,11 +63,7 @@ export function parseBatchFlags(
   let deadlineMs: number | undefined;
   if (deadline !== undefined) {
     if (m === "realtime") throw new ConfigError("--deadline needs --mode batch or --mode auto");
-    try {
-      deadlineMs = parseDurationMs(deadline);
-    } catch (error) {
-      throw new ConfigError(`--deadline: ${(error as Error).message}`);
-    }
+    deadlineMs = parseFlag(duration("--deadline"), deadline);
   }
   return { mode: m, deadlineMs };
 }
@@ -146,53 +146,12 @@ export function fileJobStore(output: string): JobStore {
   };
 }
 
-/**
- * Ids in a JSONL file of records (output or errors), after cutting a last line a crash left
- * unfinished. `skip` leaves out error records of these codes (rejected lines mark no item done).
- */
-async function readIds(
-  file: string,
-  io: CliIo,
-  skip?: ReadonlySet<string>,
-): Promise<IdSet> {
-  const ids = new IdSet();
-  if (!fs.existsSync(file)) return ids;
-  if (cutUnfinishedLastLine(file)) {
-    io.stderr(`resume: removed an unfinished last line from ${file}\n`);
-  }
-  for await (const line of fileLines(file)) {
-    if (line.trim() === "") continue;
-    try {
-      const record = JSON.parse(line);
-      const code = record?.error?.code;
-      if (skip && typeof code === "string" && skip.has(code)) continue;
-      const id = outputId(record);
-      if (id !== undefined) ids.add(id);
-    } catch {
-      // not a record: nothing to skip
-    }
-  }
-  return ids;
-}
-
-function envDuration(io: CliIo, name: string): number | undefined {
-  const text = io.env[name];
-  if (text === undefined || text === "") return undefined;
-  try {
-    return parseDurationMs(text);
-  } catch (error) {
-    throw new ConfigError(`${name}: ${(error as Error).message}`);
-  }
-}
-
 function envLimits(io: CliIo): Partial<BatchLimits> | undefined {
-  const text = io.env.MFT_BATCH_MAX_ITEMS;
-  if (text === undefined || text === "") return undefined;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new ConfigError(`MFT_BATCH_MAX_ITEMS must be a positive whole number: got '${text}'`);
-  }
-  return { maxItems: n };
+  const maxItems = parseFlag(
+    positiveNumber("MFT_BATCH_MAX_ITEMS", true),
+    nonEmpty(io.env.MFT_BATCH_MAX_ITEMS),
+  );
+  return maxItems === undefined ? undefined : { maxItems };
 }
 
 /** What `run` hands to batch mode. */
@@ -288,8 +247,14 @@ export async function runBatchMode(ctx: BatchRunContext): Promise<number | undef
     fetch: providerFetch(),
     limits: envLimits(io),
   });
-  const pollIntervalMs = envDuration(io, "MFT_BATCH_POLL_INTERVAL");
-  const cancelGraceMs = envDuration(io, "MFT_BATCH_CANCEL_GRACE");
+  const pollIntervalMs = parseFlag(
+    duration("MFT_BATCH_POLL_INTERVAL"),
+    nonEmpty(io.env.MFT_BATCH_POLL_INTERVAL),
+  );
+  const cancelGraceMs = parseFlag(
+    duration("MFT_BATCH_CANCEL_GRACE"),
+    nonEmpty(io.env.MFT_BATCH_CANCEL_GRACE),
+  );
 
   // The errors file may be the input (`run errors.jsonl`): read it from a copy set aside.
   let lines: ReadableStream<string> | undefined = ctx.lines;
@@ -297,16 +262,21 @@ export async function runBatchMode(ctx: BatchRunContext): Promise<number | undef
   if (open) {
     await ctx.lines.cancel();
     lines = undefined;
-  } else if (ctx.input !== "-" && sameFile(ctx.input, errorsFile)) {
-    retryFile = `${errorsFile}.retry-${Date.now()}`;
-    await ctx.lines.cancel();
-    fs.renameSync(ctx.input, retryFile);
-    lines = ctx.readLines(retryFile);
-    log(`input is the errors file: reading it from ${retryFile}\n`);
+  } else {
+    const moved = await moveAsideIfErrorsFile(ctx.input, {
+      errorsFile,
+      lines: ctx.lines,
+      readLines: ctx.readLines,
+      log,
+    });
+    if (moved) ({ file: retryFile, lines } = moved);
   }
 
-  const answered = ctx.resume ? await readIds(output, io) : new IdSet();
-  const errored = open ? await readIds(errorsFile, io, PLAN_REJECT_CODES) : new IdSet();
+  const note = (line: string) => io.stderr(`${line}\n`);
+  const answered = ctx.resume ? await answeredIds(output, note) : new IdSet();
+  const errored = open
+    ? await recordIds(errorsFile, note, { skipCodes: PLAN_REJECT_CODES })
+    : new IdSet();
   if (ctx.resume && answered.size > 0) log(`resume: ${answered.size} ids already in ${output}\n`);
 
   let out: number | undefined;
@@ -330,17 +300,11 @@ export async function runBatchMode(ctx: BatchRunContext): Promise<number | undef
 
   const stop = new AbortController();
   const hard = new AbortController();
-  let interrupts = 0;
-  const removeInterrupt = io.onInterrupt(() => {
-    interrupts++;
-    if (interrupts === 1) {
-      stop.abort(new DOMException("interrupted", "AbortError"));
-      io.stderr(
-        "\ndetaching: the batches keep running at the provider (Ctrl-C again to quit now)\n",
-      );
-    } else {
-      hard.abort(new DOMException("interrupted twice", "AbortError"));
-    }
+  const removeInterrupt = stopThenQuit(io, {
+    stop,
+    hard,
+    message: () =>
+      "\ndetaching: the batches keep running at the provider (Ctrl-C again to quit now)\n",
   });
 
   log(
@@ -391,7 +355,7 @@ export async function runBatchMode(ctx: BatchRunContext): Promise<number | undef
     });
   } catch (error) {
     if (hard.signal.aborted || stop.signal.aborted) {
-      io.stderr(`\ninterrupted; resume with:\n  ${resumeHint(ctx)}\n`);
+      io.stderr(`\ninterrupted; resume with:\n  ${resumeCommand(ctx.argv, ctx.input)}\n`);
       return 130;
     }
     throw error;
@@ -408,30 +372,19 @@ export async function runBatchMode(ctx: BatchRunContext): Promise<number | undef
     if (stats.fatal) {
       io.stderr(
         `stopped: ${stats.fatal.message}. Nothing more was sent; fix it, then resume with:\n  ${
-          resumeHint(ctx)
+          resumeCommand(ctx.argv, ctx.input)
         }\n`,
       );
       return 3;
     }
     io.stderr(
       `detached with ${stats.pending} items pending; the batches keep running at the provider. Re-attach with:\n  ${
-        resumeHint(ctx)
+        resumeCommand(ctx.argv, ctx.input)
       }\nor cancel them with:\n  model-fine-tuner cancel ${shellQuote(output)}\n`,
     );
     return 130;
   }
   return fs.existsSync(errorsFile) && fs.statSync(errorsFile).size > 0 ? 1 : 0;
-}
-
-function resumeHint(ctx: BatchRunContext): string {
-  const again = [
-    "model-fine-tuner",
-    "run",
-    ctx.input,
-    ...ctx.argv.filter((a) => a !== ctx.input && a !== "--resume" && a !== "--overwrite"),
-    "--resume",
-  ];
-  return again.map(shellQuote).join(" ");
 }
 
 /** A base URL without any user or password in it (job files are not secret). */
@@ -504,12 +457,8 @@ export async function batchCommand(
     io.stderr(`model-fine-tuner: no batch job for ${output} (no ${jobPaths(output).job})\n`);
     return 2;
   }
-  const env = io.env;
-  const apiKey = job.provider === "gemini"
-    ? env.GEMINI_API_KEY || env.GOOGLE_API_KEY || undefined
-    : env.OPENAI_API_KEY || undefined;
-  const baseUrl = values["base-url"] ||
-    (job.provider === "gemini" ? env.GEMINI_BASE_URL : env.OPENAI_BASE_URL) || job.baseUrl;
+  const apiKey = envApiKey(job.provider, io.env);
+  const baseUrl = values["base-url"] || envBaseUrl(job.provider, io.env) || job.baseUrl;
   const reachable = apiKey !== undefined || (baseUrl !== undefined && baseUrl !== "");
   const backend = reachable
     ? createBatchBackend({
@@ -521,7 +470,7 @@ export async function batchCommand(
       fetch: providerFetch(),
     })
     : undefined;
-  const keyName = job.provider === "gemini" ? "GEMINI_API_KEY" : "OPENAI_API_KEY";
+  const keyName = API_KEY_VARIABLES[job.provider];
 
   if (command === "status") {
     const live = new Map<string, LiveBatch>();

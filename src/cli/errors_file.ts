@@ -6,6 +6,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { sameFile } from "../fs/files.ts";
 import { outputId } from "../formats.ts";
 import { IdSet } from "../id_set.ts";
 import { repairJsonl } from "./resume_files.ts";
@@ -24,6 +25,30 @@ export function defaultErrorsFile(output: string): string {
   const dir = path.dirname(output);
   const base = path.basename(output).replace(/\.jsonl$/i, "");
   return path.join(dir, `${base}.errors.jsonl`);
+}
+
+/**
+ * When the input is the errors file (the retry workflow: `run errors.jsonl`), moves it aside to
+ * `<errors>.retry-<time>` before the errors file is rewritten, so that nothing is read from a
+ * file being written and nothing is lost on a crash.
+ * @returns The moved file and its lines; undefined when the input is another file (or stdin).
+ */
+export async function moveAsideIfErrorsFile(
+  input: string,
+  o: {
+    errorsFile: string;
+    /** The input's lines, already opened: cancelled when the file moves. */
+    lines: ReadableStream<string>;
+    readLines: (file: string) => ReadableStream<string>;
+    log: (text: string) => void;
+  },
+): Promise<{ file: string; lines: ReadableStream<string> } | undefined> {
+  if (input === "-" || !sameFile(input, o.errorsFile)) return undefined;
+  const file = `${o.errorsFile}.retry-${Date.now()}`;
+  await o.lines.cancel();
+  fs.renameSync(input, file);
+  o.log(`input is the errors file: reading it from ${file}\n`);
+  return { file, lines: o.readLines(file) };
 }
 
 /** The key an error line is known by: its id, else (a line with none) its input line number. */

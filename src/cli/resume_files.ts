@@ -6,7 +6,7 @@
  * @module
  */
 import * as fs from "node:fs";
-import { cutUnfinishedLastLine, fileLines } from "../fs/files.ts";
+import { cutUnfinishedLastLine, fileLines, shellQuote } from "../fs/files.ts";
 import { outputId } from "../formats.ts";
 import { IdSet } from "../id_set.ts";
 
@@ -72,25 +72,66 @@ export async function repairJsonl(file: string, log: (line: string) => void): Pr
   return removed;
 }
 
+/** Options of {@linkcode recordIds}. */
+export interface RecordIdsOptions {
+  /** The set to add to. @default a new one */
+  ids?: IdSet;
+  /** Leaves out error records of these codes (a rejected line marks no item done). */
+  skipCodes?: ReadonlySet<string>;
+  /** Adds the ids as answered (`RunOptions.seen`) and says which lines have none. */
+  answered?: boolean;
+}
+
 /**
- * The ids answered in an output file, for `--resume`, after {@linkcode repairJsonl}: appending
- * then starts on a clean line, and the items of removed lines are sent again. They are added as
- * answered, so the run can read its input into the same set (`RunOptions.seen`).
+ * The ids of the records (answers or errors) in a JSONL file, after {@linkcode repairJsonl}:
+ * appending then starts on a clean line, and the items of removed lines are sent again.
  */
-export async function answeredIds(
+export async function recordIds(
   file: string,
   log: (line: string) => void,
-  ids: IdSet = new IdSet(),
+  options: RecordIdsOptions = {},
 ): Promise<IdSet> {
+  const ids = options.ids ?? new IdSet();
   if (!fs.existsSync(file)) return ids;
   await repairJsonl(file, log);
   let lineNo = 0;
   for await (const line of fileLines(file)) {
     lineNo++;
     if (line.trim() === "") continue;
-    const id = outputId(JSON.parse(line));
-    if (id === undefined) log(`resume: ${file} line ${lineNo} has no id; ignored`);
-    else ids.add(id, lineNo, { answered: true });
+    const record = JSON.parse(line);
+    const code = record?.error?.code;
+    if (typeof code === "string" && options.skipCodes?.has(code)) continue;
+    const id = outputId(record);
+    if (id !== undefined) ids.add(id, lineNo, { answered: options.answered });
+    else if (options.answered) log(`resume: ${file} line ${lineNo} has no id; ignored`);
   }
   return ids;
+}
+
+/**
+ * The ids answered in an output file, for `--resume` ({@linkcode recordIds}). They are added as
+ * answered, so the run can read its input into the same set (`RunOptions.seen`).
+ */
+export function answeredIds(
+  file: string,
+  log: (line: string) => void,
+  ids: IdSet = new IdSet(),
+): Promise<IdSet> {
+  return recordIds(file, log, { ids, answered: true });
+}
+
+/**
+ * The command that resumes a stopped run: `run`'s own arguments with `--resume` (and without
+ * `--overwrite`), shell-quoted to be pasted.
+ * @param input The input as given on the command line.
+ * @param readFrom Where the input is now (the errors file set aside); @default input
+ */
+export function resumeCommand(argv: readonly string[], input: string, readFrom = input): string {
+  return [
+    "model-fine-tuner",
+    "run",
+    readFrom,
+    ...argv.filter((a) => a !== input && a !== "--resume" && a !== "--overwrite"),
+    "--resume",
+  ].map(shellQuote).join(" ");
 }

@@ -6,6 +6,7 @@
  */
 import { ConfigError, isConfigError } from "../errors.ts";
 import { formatDuration } from "../duration.ts";
+import { fraction as fractionOf, parseFlag } from "../flags.ts";
 import { Quota } from "../quota.ts";
 import { defaultQuotaName } from "../quota_store.ts";
 import { RedisScheduler } from "./scheduler.ts";
@@ -52,13 +53,9 @@ export async function sharedQuota(
   if (fallback !== undefined && fallback !== "local") {
     throw new ConfigError(`--quota-fallback must be 'local': got '${fallback}'`);
   }
-  const fractionText = values["quota-fallback-fraction"];
-  const fraction = fractionText === undefined ? 0.5 : Number(fractionText);
-  if (!(fraction > 0 && fraction <= 1) || fractionText?.trim() === "") {
-    throw new ConfigError(
-      `--quota-fallback-fraction must be above 0 and at most 1: got '${fractionText}'`,
-    );
-  }
+  const fraction =
+    parseFlag(fractionOf("--quota-fallback-fraction", true), values["quota-fallback-fraction"]) ??
+      0.5;
   if (url === undefined) {
     for (const flag of ["quota-name", "quota-fallback", "quota-fallback-fraction"] as const) {
       if (values[flag] !== undefined) {

@@ -21,6 +21,7 @@ import { geminiPrompt, isObject, openAiPrompt } from "./batch/items.ts";
 import { info, type MockBatchInfo } from "./batch/lifecycle.ts";
 import { openAiError, openAiRoutes } from "./batch/openai.ts";
 import { type MockBatchOptions, normalize, type State } from "./batch/state.ts";
+import { startServer } from "../../src/adapter/listen.ts";
 
 export type { MockBatchOptions } from "./batch/state.ts";
 export type { MockBatchInfo } from "./batch/lifecycle.ts";
@@ -167,34 +168,25 @@ export function createMockBatchApp(
  * await mock.close();
  * ```
  */
-export function startMockBatch(options?: MockBatchOptions): Promise<MockBatchServer> {
-  try {
-    const { app, state } = build(options);
-    const port = options?.port ?? 0;
-    let url: string;
-    let stop: () => Promise<void>;
-    if ("Bun" in globalThis) {
-      const server = Bun.serve({ hostname: "127.0.0.1", port, idleTimeout: 0, fetch: app.fetch });
-      url = `http://127.0.0.1:${server.port}`;
-      stop = () => server.stop(true);
-    } else if ("Deno" in globalThis) {
-      const server = Deno.serve({ hostname: "127.0.0.1", port, onListen() {} }, app.fetch);
-      url = `http://127.0.0.1:${server.addr.port}`;
-      stop = () => server.shutdown();
-    } else {
-      throw new Error("Cannot start the mock batch API: it needs Bun or Deno");
-    }
-    let closing: Promise<void> | undefined;
-    return Promise.resolve({
-      url,
-      batches: () => state.order.map((b) => info(state, b)),
-      stats: () => statsOf(state),
-      submissions: () => new Map(state.submissions),
-      close: () => (closing ??= stop()),
-    });
-  } catch (error) {
-    return Promise.reject(error);
+export async function startMockBatch(options?: MockBatchOptions): Promise<MockBatchServer> {
+  if (!("Bun" in globalThis) && !("Deno" in globalThis)) {
+    throw new Error("Cannot start the mock batch API: it needs Bun or Deno");
   }
+  const { app, state } = build(options);
+  const server = await startServer((request) => app.fetch(request), {
+    hostname: "127.0.0.1",
+    port: options?.port ?? 0,
+  });
+  // Bun drops open connections at once; Deno's shutdown waits for the handlers.
+  const stop = () => server.close({ force: server.runtime === "bun" });
+  let closing: Promise<void> | undefined;
+  return {
+    url: server.url,
+    batches: () => state.order.map((b) => info(state, b)),
+    stats: () => statsOf(state),
+    submissions: () => new Map(state.submissions),
+    close: () => (closing ??= stop()),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

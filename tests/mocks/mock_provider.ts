@@ -20,6 +20,7 @@
 import { type Context, Hono } from "hono";
 import process from "node:process";
 import { parseArgs } from "node:util";
+import { startServer } from "../../src/adapter/listen.ts";
 import { baseLatency, type Outcome, type Plan, plan, resetResponse } from "./provider/faults.ts";
 import {
   type Dialect,
@@ -441,16 +442,15 @@ export function createMockApp(options?: MockProviderOptions): Hono {
  * ```
  */
 export function startMockProvider(options?: MockProviderOptions): Promise<MockProvider> {
-  // A promise even though both servers bind synchronously, so a later runtime that binds
-  // asynchronously needs no API change; option errors reject rather than throw.
+  // Option errors reject rather than throw.
   try {
-    return Promise.resolve(serve(options));
+    return serve(options);
   } catch (e) {
     return Promise.reject(e);
   }
 }
 
-function serve(options: MockProviderOptions | undefined): MockProvider {
+async function serve(options: MockProviderOptions | undefined): Promise<MockProvider> {
   const runtime: Host | undefined = "Bun" in globalThis
     ? "bun"
     : "Deno" in globalThis
@@ -461,30 +461,15 @@ function serve(options: MockProviderOptions | undefined): MockProvider {
   }
   const { app, state } = buildMock(options, runtime);
   const { hostname, port } = state.opts;
-  let boundPort: number;
-  let stop: () => Promise<void>;
+  // startServer turns Bun's idle timeout off: a request waiting on its latency counts as idle,
+  // and 30 s latencies must survive.
+  const server = await startServer((req) => app.fetch(req), { hostname, port });
+  // Bun drops open connections at once; Deno's shutdown waits for the (woken) handlers.
+  const stop = () => server.close({ force: runtime === "bun" });
 
-  if (runtime === "bun") {
-    const server = Bun.serve({
-      hostname,
-      port,
-      // Bun closes a connection idle for 10 s by default, and a request waiting on its
-      // latency counts as idle; 0 turns that off so 30 s latencies survive.
-      idleTimeout: 0,
-      fetch: (req) => app.fetch(req),
-    });
-    boundPort = server.port!;
-    stop = () => server.stop(true);
-  } else {
-    const server = Deno.serve({ hostname, port, onListen() {} }, (req) => app.fetch(req));
-    boundPort = server.addr.port;
-    stop = () => server.shutdown();
-  }
-
-  const host = hostname.includes(":") ? `[${hostname}]` : hostname;
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${host}:${boundPort}`,
+    url: server.url,
     arrivals: () => state.arrivals.map((a) => ({ ...a })),
     stats: () => state.window.stats(),
     quota: () => quotaSnapshot(state),
