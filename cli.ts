@@ -7,7 +7,6 @@
  */
 import * as fs from "node:fs";
 import process from "node:process";
-import { Readable } from "node:stream";
 import { parseArgs } from "node:util";
 import { getRuntimeKey } from "hono/adapter";
 import pkg from "./package.json" with { type: "json" };
@@ -42,6 +41,10 @@ import { stopThenQuit } from "./src/cli/interrupt.ts";
 import { followParent, lifelineSpawnOptions } from "./src/cli/lifeline.ts";
 import { describeDiskError, fileSink, isDiskError, textSink } from "./src/cli/jsonl_sink.ts";
 import { answeredIds, resumeCommand } from "./src/cli/resume_files.ts";
+import { type CliIo, processIo } from "./src/cli/io.ts";
+
+export type { CliIo } from "./src/cli/io.ts";
+export { processIo } from "./src/cli/io.ts";
 
 export const HELP =
   `model-fine-tuner ${pkg.version}: rate-limited fire-and-forget batch LLM inference
@@ -112,18 +115,6 @@ or a model/parameter it refuses on the first answers (resume with --resume) · 4
 a write (full, quota, I/O error; resume with --resume once there is room) · 130 interrupted
 (resume with --resume). Answers without text (blocked, cut off, refused) go to the errors file.
 `;
-
-/** Where the CLI reads and writes; swapped in tests. */
-export interface CliIo {
-  env: Record<string, string | undefined>;
-  stderr: (text: string) => void;
-  /** Writes to stdout; a returned promise means "wait before writing more" (backpressure). */
-  stdout: (text: string) => void | Promise<void>;
-  stdin: () => ReadableStream<Uint8Array>;
-  isTTY: boolean;
-  /** Registers the Ctrl-C (and SIGTERM) handler; returns a function that removes it. */
-  onInterrupt: (handler: () => void) => () => void;
-}
 
 const OPTIONS = {
   provider: { type: "string" },
@@ -640,29 +631,6 @@ async function dryRun(
   };
   o.io.stdout(JSON.stringify(plan, null, 2) + "\n");
   return bad > 0 ? 1 : 0;
-}
-
-/** The real process: stdin, stdout, stderr, env and SIGINT. */
-export function processIo(): CliIo {
-  return {
-    env: process.env,
-    stderr: (text) => void process.stderr.write(text),
-    stdout: (text) =>
-      process.stdout.write(text)
-        ? undefined
-        : new Promise((resolve) => process.stdout.once("drain", () => resolve())),
-    stdin: () => Readable.toWeb(process.stdin) as unknown as ReadableStream<Uint8Array>,
-    isTTY: process.stderr.isTTY === true,
-    onInterrupt(handler) {
-      // SIGTERM (process managers, `kill`) stops as gracefully as Ctrl-C.
-      process.on("SIGINT", handler);
-      process.on("SIGTERM", handler);
-      return () => {
-        process.off("SIGINT", handler);
-        process.off("SIGTERM", handler);
-      };
-    },
-  };
 }
 
 /** The most open requests Bun's fetch allows; its default is 256. */

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import type { CliIo } from "../../cli.ts";
+import type { CliIo } from "./io.ts";
 import { stopThenQuit } from "./interrupt.ts";
 import { moveAsideIfErrorsFile } from "./errors_file.ts";
 import { answeredIds, recordIds, resumeCommand } from "./resume_files.ts";
