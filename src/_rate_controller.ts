@@ -84,8 +84,8 @@ export function saysQuotaSpent(info: FailureInfo): boolean {
  *
  * - A quota signal is a 429 that says the quota is spent, or the third 429 in a row with no
  *   success between, or 429s making a quarter of the last second's answers (5 % once a signal
- *   was seen: that quota's 429s name nothing), or any 429 once the rate has climbed back to a
- *   fresh quota estimate; a stray 429, a 500 or a 503 is not one.
+ *   was seen: that quota's 429s name nothing), or any 429 once the rate has climbed back to
+ *   within one probe step (0.5 %) of a fresh quota estimate; a stray 429, a 500 or a 503 is not one.
  * - On a signal: one slow-down to 95 % of the rate the provider admitted over the last second
  *   (sends not refused, or answers other than 429 if more: items failing for other reasons
  *   were admitted too). When it admitted 90 % of the rate or more, the rate only just crossed
@@ -257,12 +257,15 @@ export class RateController {
   }
 
   /**
-   * True when the rate has climbed back to a fresh quota estimate (not a fixed window's pace):
-   * a 429 there, even one that names nothing, is the quota's edge again, not a stray one.
+   * True when the rate has climbed back to within one probe step (0.5 % of it) of a fresh quota
+   * estimate (not a fixed window's pace): a 429 there, even one that names nothing, is the
+   * quota's edge again, not a stray one. The estimate is the rate that drew the last signal,
+   * one probe step above the quota at best: the step below it draws 429s too.
    */
   #atEstimate(now: number, rate: number): boolean {
-    return this.#slowedDown && !this.#paced && Number.isFinite(this.#estimate) &&
-      now - this.#estimateAt < ESTIMATE_TTL_MS && rate >= this.#estimate;
+    if (!this.#slowedDown || this.#paced || !Number.isFinite(this.#estimate)) return false;
+    const step = Math.max(0.02, this.#estimate * 0.005);
+    return now - this.#estimateAt < ESTIMATE_TTL_MS && rate >= this.#estimate - step - 1e-9;
   }
 
   /**
