@@ -427,3 +427,27 @@ test("RateController takes a 429 that names nothing one probe step below the est
   expect(edge.quotaSignal).toBe(true);
   expect(edge.slowdown?.rate).toBeCloseTo(19.4, 9);
 });
+
+test("RateController ends a run of 429s only with a success sent after its last 429", () => {
+  const c = controller({ ceiling: 40 });
+  // 20 sent in the first second (answered later: 200 ms latency), then the window is used up.
+  const early = Array.from({ length: 20 }, (_, i) => c.sent(T0 + i * 25));
+  for (let i = 0; i < 12; i++) c.admitted(T0 + 200 + i * 25, early[i], true);
+  const refusals: boolean[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t = T0 + 500 + i * 25;
+    refusals.push(c.rateLimited(t, 40, stray(), c.sent(t)).quotaSignal);
+    // The answer of a request sent before the refusals: admitted while there was room.
+    c.admitted(t + 5, early[12 + i], true);
+  }
+  expect(refusals).toEqual([false, false, true]);
+  // A success sent after the last 429 ends the run: two more 429s are no signal.
+  const d = controller({ ceiling: 40 });
+  sendAdmitted(d, T0, 1000, 20);
+  const t1 = T0 + 1000;
+  d.rateLimited(t1, 40, stray(), d.sent(t1));
+  d.rateLimited(t1 + 25, 40, stray(), d.sent(t1 + 25));
+  const later = d.sent(t1 + 50);
+  d.admitted(t1 + 60, later, true);
+  expect(d.rateLimited(t1 + 75, 40, stray(), d.sent(t1 + 75)).quotaSignal).toBe(false);
+});
