@@ -83,9 +83,10 @@ export function saysQuotaSpent(info: FailureInfo): boolean {
  * slow-down took effect says nothing new and is ignored.
  *
  * - A quota signal is a 429 that says the quota is spent, or the third 429 in a row with no
- *   success between, or 429s making a quarter of the last second's answers (5 % once a signal
- *   was seen: that quota's 429s name nothing), or any 429 once the rate has climbed back to a
- *   fresh quota estimate; a stray 429, a 500 or a 503 is not one.
+ *   success between (a success sent before the last of them does not count: it was admitted
+ *   while there was room), or 429s making a quarter of the last second's answers (5 % once a signal
+ *   was seen: that quota's 429s name nothing), or any 429 once the rate has climbed back to
+ *   within one probe step (0.5 %) of a fresh quota estimate; a stray 429, a 500 or a 503 is not one.
  * - On a signal: one slow-down to 95 % of the rate the provider admitted over the last second
  *   (sends not refused, or answers other than 429 if more: items failing for other reasons
  *   were admitted too). When it admitted 90 % of the rate or more, the rate only just crossed
@@ -108,8 +109,10 @@ export class RateController {
   #nextTicket = 0;
   /** Tickets below this were sent before the last slow-down or pause took effect. */
   #effective = 0;
-  /** 429s since the last success (both sent at or after `#effective`). */
+  /** 429s since the last success sent after them (all sent at or after `#effective`). */
   #run = 0;
+  /** Ticket of the run's last 429. */
+  #runLast = -Infinity;
   /** 429s for consecutive tickets, all sent at or after `#effective`, and the last of them. */
   #streak = 0;
   #lastRefused = -2;
@@ -172,7 +175,11 @@ export class RateController {
   admitted(now: number, ticket: number | undefined, success: boolean): void {
     this.#admitted.push(now);
     this.#prune(now);
-    if (success && (ticket === undefined || ticket >= this.#effective)) this.#run = 0;
+    // A success sent before the run's last 429 was admitted while there was still room: it says
+    // nothing of the quota now, and does not end the run.
+    if (
+      success && (ticket === undefined || (ticket >= this.#effective && ticket > this.#runLast))
+    ) this.#run = 0;
   }
 
   /** Rate the provider admitted lately, req/s (answers other than 429 over the last second). */
@@ -203,6 +210,7 @@ export class RateController {
     const hint = info.retryAfterMs ?? 0;
     const end = now + hint;
     this.#run++;
+    this.#runLast = ticket ?? -Infinity;
     const consecutive = ticket !== undefined && ticket === this.#lastRefused + 1;
     this.#streak = consecutive ? this.#streak + 1 : 1;
     // A fixed window: consecutive refusals whose hints run to the same instant.
@@ -257,12 +265,15 @@ export class RateController {
   }
 
   /**
-   * True when the rate has climbed back to a fresh quota estimate (not a fixed window's pace):
-   * a 429 there, even one that names nothing, is the quota's edge again, not a stray one.
+   * True when the rate has climbed back to within one probe step (0.5 % of it) of a fresh quota
+   * estimate (not a fixed window's pace): a 429 there, even one that names nothing, is the
+   * quota's edge again, not a stray one. The estimate is the rate that drew the last signal,
+   * one probe step above the quota at best: the step below it draws 429s too.
    */
   #atEstimate(now: number, rate: number): boolean {
-    return this.#slowedDown && !this.#paced && Number.isFinite(this.#estimate) &&
-      now - this.#estimateAt < ESTIMATE_TTL_MS && rate >= this.#estimate;
+    if (!this.#slowedDown || this.#paced || !Number.isFinite(this.#estimate)) return false;
+    const step = Math.max(0.02, this.#estimate * 0.005);
+    return now - this.#estimateAt < ESTIMATE_TTL_MS && rate >= this.#estimate - step - 1e-9;
   }
 
   /**
@@ -340,6 +351,7 @@ export class RateController {
   #restart(): void {
     this.#effective = this.#nextTicket;
     this.#run = 0;
+    this.#runLast = -Infinity;
     this.#streak = 0;
     this.#lastRefused = -2;
   }

@@ -398,8 +398,9 @@ test("RateController takes a 429 that names nothing as a signal once the rate is
   sendAdmitted(c, T0, 2000, 20);
   c.rateLimited(T0 + 2000, 20, spent(), c.sent(T0 + 2000)); // the edge: 19.4, estimate 20
   sendAdmitted(c, T0 + 3000, 1000, 20);
-  // Below the estimate, a lone 429 naming nothing is a stray one.
-  expect(c.rateLimited(T0 + 4000, 19.9, stray(), c.sent(T0 + 4000)).quotaSignal).toBe(false);
+  // Two probe steps (0.5 % of 20) or more below the estimate, a lone 429 naming nothing is a
+  // stray one.
+  expect(c.rateLimited(T0 + 4000, 19.8, stray(), c.sent(T0 + 4000)).quotaSignal).toBe(false);
   c.admitted(T0 + 4010, c.sent(T0 + 4010), true);
   // At the estimate it is the quota's edge again: a 3 % cut.
   const d = c.rateLimited(T0 + 4100, 20, stray(), c.sent(T0 + 4100));
@@ -408,4 +409,45 @@ test("RateController takes a 429 that names nothing as a signal once the rate is
   // Once the estimate is 30 s old, the same 429 is a stray one again.
   sendAdmitted(c, T0 + 34_200, 1000, 20);
   expect(c.rateLimited(T0 + 35_300, 20, stray(), c.sent(T0 + 35_300)).quotaSignal).toBe(false);
+});
+
+test("RateController takes a 429 that names nothing one probe step below the estimate as the quota's edge", () => {
+  const c = controller({ ceiling: 40 });
+  sendAdmitted(c, T0, 2000, 20);
+  // The edge crossed at 20.1: cut to 97 %, and 20.1 is the estimate.
+  const d = c.rateLimited(T0 + 2000, 20.1, spent(), c.sent(T0 + 2000));
+  expect(d.slowdown?.rate).toBeCloseTo(19.497, 9);
+  sendAdmitted(c, T0 + 2000, 2000, 20);
+  // Two probe steps below it (19.9): a single 429 naming nothing is a stray one.
+  expect(c.rateLimited(T0 + 4000, 19.9, stray(), c.sent(T0 + 4000)).quotaSignal).toBe(false);
+  sendAdmitted(c, T0 + 4000, 2000, 20);
+  // One probe step below it (20.0 = 20.1 - 0.5 % of it): the quota's edge again (a sliding
+  // window 20 a second refuses at 20.0 too).
+  const edge = c.rateLimited(T0 + 6000, 20, stray(), c.sent(T0 + 6000));
+  expect(edge.quotaSignal).toBe(true);
+  expect(edge.slowdown?.rate).toBeCloseTo(19.4, 9);
+});
+
+test("RateController ends a run of 429s only with a success sent after its last 429", () => {
+  const c = controller({ ceiling: 40 });
+  // 20 sent in the first second (answered later: 200 ms latency), then the window is used up.
+  const early = Array.from({ length: 20 }, (_, i) => c.sent(T0 + i * 25));
+  for (let i = 0; i < 12; i++) c.admitted(T0 + 200 + i * 25, early[i], true);
+  const refusals: boolean[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t = T0 + 500 + i * 25;
+    refusals.push(c.rateLimited(t, 40, stray(), c.sent(t)).quotaSignal);
+    // The answer of a request sent before the refusals: admitted while there was room.
+    c.admitted(t + 5, early[12 + i], true);
+  }
+  expect(refusals).toEqual([false, false, true]);
+  // A success sent after the last 429 ends the run: two more 429s are no signal.
+  const d = controller({ ceiling: 40 });
+  sendAdmitted(d, T0, 1000, 20);
+  const t1 = T0 + 1000;
+  d.rateLimited(t1, 40, stray(), d.sent(t1));
+  d.rateLimited(t1 + 25, 40, stray(), d.sent(t1 + 25));
+  const later = d.sent(t1 + 50);
+  d.admitted(t1 + 60, later, true);
+  expect(d.rateLimited(t1 + 75, 40, stray(), d.sent(t1 + 75)).quotaSignal).toBe(false);
 });
