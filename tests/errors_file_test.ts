@@ -12,7 +12,8 @@ import { defaultErrorsFile } from "../src/cli/errors_file.ts";
 import { cliHarness, readJsonl } from "./_cli.ts";
 import { alive, childrenOf, waitFor } from "./_processes.ts";
 
-const KEY = "sk-test-errors-file";
+/** A made-up key for this run only (keys never live in the source). */
+const KEY = `test-key-${crypto.randomUUID()}`;
 let mock: MockProvider;
 let dir: string;
 beforeAll(async () => {

@@ -23,7 +23,8 @@ import {
   responseLines,
 } from "../src/providers/http.ts";
 
-const KEY = "sk-http-test-0123456789";
+/** A made-up key for this run only (keys never live in the source). */
+const KEY = `test-key-${crypto.randomUUID()}`;
 
 let server: http.Server;
 let base: string;

@@ -12,7 +12,8 @@ import { type MockProvider, startMockProvider } from "./mocks/mock_provider.ts";
 import { cliHarness, readJsonl } from "./_cli.ts";
 import { alive, childrenOf, listening, waitFor, watchText } from "./_processes.ts";
 
-const KEY = "sk-test-lifeline";
+/** A made-up key for this run only (keys never live in the source). */
+const KEY = `test-key-${crypto.randomUUID()}`;
 let mock: MockProvider;
 let dir: string;
 beforeAll(async () => {

@@ -16,6 +16,10 @@ import { createProvider } from "../src/providers/create_provider.ts";
 import { nodeHttpPost, providerPost } from "../src/adapter/node_http_post.ts";
 import { readJsonl, ROOT } from "./_cli.ts";
 
+/** A made-up key for this run only (keys never live in the source). */
+const KEY = `test-key-${crypto.randomUUID()}`;
+const WRONG_KEY = `wrong-key-${crypto.randomUUID()}`;
+
 interface Seen {
   method?: string;
   headers?: http.IncomingHttpHeaders;
@@ -45,7 +49,7 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "mft-runtime-"));
-  mock = await startMockProvider({ latencyMs: 20, requireKey: "sk-runtime-test-0123" });
+  mock = await startMockProvider({ latencyMs: 20, requireKey: KEY });
 });
 
 afterAll(async () => {
@@ -131,7 +135,7 @@ test("the OpenAI adapter sends through a given post: answers parsed, failures cl
   const provider = createProvider({
     provider: "openai",
     baseUrl: `${mock.url}/v1`,
-    apiKey: "sk-runtime-test-0123",
+    apiKey: KEY,
     model: "gpt-test",
     post: (url, init) => {
       calls++;
@@ -151,14 +155,14 @@ test("the OpenAI adapter sends through a given post: answers parsed, failures cl
   const bad = createProvider({
     provider: "openai",
     baseUrl: `${mock.url}/v1`,
-    apiKey: "sk-wrong-key-0000",
+    apiKey: WRONG_KEY,
     model: "gpt-test",
     post,
   });
   const error = await bad.send(item as never).then(() => undefined, (e) => e);
   expect(isProviderError(error)).toBe(true);
   expect(error.info.status).toBe(401);
-  expect(error.info.message).not.toContain("sk-wrong-key-0000");
+  expect(error.info.message).not.toContain(WRONG_KEY);
   expect(calls).toBe(1);
 });
 
@@ -187,7 +191,7 @@ test("the npm package's bin on Node runs a file against the mock provider", asyn
     output,
     "-q",
   ], {
-    env: { PATH: process.env.PATH ?? "", OPENAI_API_KEY: "sk-runtime-test-0123" },
+    env: { PATH: process.env.PATH ?? "", OPENAI_API_KEY: KEY },
     stdout: "pipe",
     stderr: "pipe",
   });

@@ -13,6 +13,9 @@ import { parseStatsFile } from "../src/report/stats_file.ts";
 import { cliHarness, readJsonl } from "./_cli.ts";
 import { launchBrowser } from "./_browser.ts";
 
+/** A made-up key for this run only (keys never live in the source). */
+const KEY = `test-key-${crypto.randomUUID()}`;
+
 let mock: MockProvider;
 let dir: string;
 let browser: Browser;
@@ -73,14 +76,14 @@ test("the report of a CLI run shows its chart points and the numbers of its summ
       output,
       "--report",
     ],
-    { OPENAI_API_KEY: "sk-test-report" },
+    { OPENAI_API_KEY: KEY },
   );
   expect(r.code).toBe(1); // some lines failed
   const reportFile = `${output}.report.html`;
   expect(r.stderr).toContain(`report: ${reportFile}`);
   const sidecar = parseStatsFile(fs.readFileSync(`${output}.stats.jsonl`, "utf8"));
   expect(sidecar.summary).toBeDefined();
-  expect(fs.readFileSync(`${output}.stats.jsonl`, "utf8")).not.toContain("sk-test-report");
+  expect(fs.readFileSync(`${output}.stats.jsonl`, "utf8")).not.toContain(KEY);
 
   const page = await browser.newPage();
   await page.goto(`file://${reportFile}`);
@@ -161,7 +164,7 @@ test(
       "-o",
       output,
     ];
-    const p = spawnCli(args, { OPENAI_API_KEY: "sk-test-report" });
+    const p = spawnCli(args, { OPENAI_API_KEY: KEY });
     const sidecar = `${output}.stats.jsonl`;
     // Stop once the sidecar has recorded a few seconds.
     while (
@@ -189,7 +192,7 @@ test(
     expect(await page.locator(".warn").textContent()).toContain("Stopped");
 
     // The resume appends a second run to the sidecar; its report is of that run.
-    const again = await cli([...args, "--resume"], { OPENAI_API_KEY: "sk-test-report" });
+    const again = await cli([...args, "--resume"], { OPENAI_API_KEY: KEY });
     expect(again.code).toBe(0);
     expect((await cli(["report", output])).code).toBe(0);
     await page.goto(`file://${output}.report.html`);

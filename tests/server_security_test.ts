@@ -10,7 +10,8 @@ import { type MockProvider, startMockProvider } from "./mocks/mock_provider.ts";
 import { cliHarness } from "./_cli.ts";
 import { rawHttp, waitFor, watchText } from "./_processes.ts";
 
-const KEY = "sk-test-security";
+/** A made-up key for this run only (keys never live in the source). */
+const KEY = `test-key-${crypto.randomUUID()}`;
 let mock: MockProvider;
 let server: ReturnType<typeof spawnCli>;
 let url: string;
