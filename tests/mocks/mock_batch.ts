@@ -13,7 +13,7 @@
  * @module
  */
 import { type Context, Hono } from "hono";
-import process from "node:process";
+import { runMain, serveUntilSignal } from "./_command_line.ts";
 import { parseArgs } from "node:util";
 import { createMockApp } from "./mock_provider.ts";
 import { geminiError, geminiRoutes } from "./batch/gemini.ts";
@@ -224,20 +224,7 @@ export async function main(argv: string[]): Promise<void> {
     geminiStates: values["gemini-states"] === "JOB" ? "JOB" : "BATCH",
     requireKey: values["require-key"],
   });
-  console.log(JSON.stringify({ url: mock.url }));
-  const shutdown = async () => {
-    await mock.close();
-    process.exit(0);
-  };
-  process.once("SIGTERM", shutdown);
-  process.once("SIGINT", shutdown);
+  serveUntilSignal(mock);
 }
 
-if (import.meta.main) {
-  try {
-    await main(process.argv.slice(2));
-  } catch (e) {
-    console.error(`mock_batch: ${(e as Error).message}`);
-    process.exit(2);
-  }
-}
+if (import.meta.main) await runMain("mock_batch", main);

@@ -18,7 +18,7 @@
  * @module
  */
 import { type Context, Hono } from "hono";
-import process from "node:process";
+import { runMain, serveUntilSignal } from "./_command_line.ts";
 import { parseArgs } from "node:util";
 import { startServer } from "../../src/adapter/listen.ts";
 import { baseLatency, type Outcome, type Plan, plan, resetResponse } from "./provider/faults.ts";
@@ -570,20 +570,7 @@ export async function main(argv: string[]): Promise<void> {
     knownModels: values.models?.split(","),
     failureRetryAfterS: numberArg("failure-retry-after", values["failure-retry-after"]),
   });
-  console.log(JSON.stringify({ url: mock.url }));
-  const shutdown = async () => {
-    await mock.close();
-    process.exit(0);
-  };
-  process.once("SIGTERM", shutdown);
-  process.once("SIGINT", shutdown);
+  serveUntilSignal(mock);
 }
 
-if (import.meta.main) {
-  try {
-    await main(process.argv.slice(2));
-  } catch (e) {
-    console.error(`mock_provider: ${(e as Error).message}`);
-    process.exit(2);
-  }
-}
+if (import.meta.main) await runMain("mock_provider", main);
