@@ -4,6 +4,7 @@
  * @module
  */
 import type { FailureInfo } from "./errors.ts";
+import { parseResetDuration } from "./rate_limit_headers.ts";
 
 /** A token quota 429, read by {@linkcode parseTokenLimit}. */
 export interface TokenLimitHit {
@@ -22,21 +23,6 @@ export interface TokenLimitHit {
 const NUMBER = String.raw`(\d[\d,]*)`;
 const num = (text: string | undefined): number | undefined =>
   text === undefined ? undefined : Number(text.replace(/,/g, ""));
-
-/** Parses "1.8s", "350ms", "1m2.5s", "20ms" as OpenAI writes its waits. */
-function parseWait(text: string): number | undefined {
-  let total = 0;
-  let rest = text;
-  const part = /^(\d+(?:\.\d+)?)(ms|h|m|s)/;
-  const units: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 };
-  while (rest !== "") {
-    const m = part.exec(rest);
-    if (!m) return undefined;
-    total += Number(m[1]) * units[m[2]];
-    rest = rest.slice(m[0].length);
-  }
-  return total;
-}
 
 /**
  * Reads a token 429: OpenAI's "Rate limit reached … on tokens per min (TPM): Limit 30000, Used
@@ -76,7 +62,7 @@ export function parseTokenLimit(info: FailureInfo): TokenLimitHit | undefined {
     limit: num(stated[1]),
     used: num(stated[2]),
     requested: num(stated[3]),
-    retryAfterMs: wait ? parseWait(wait[1]) : info.retryAfterMs,
+    retryAfterMs: wait ? parseResetDuration(wait[1]) : info.retryAfterMs,
     inputOnly: false,
   };
 }

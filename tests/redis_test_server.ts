@@ -153,14 +153,3 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     },
   };
 }
-
-if (import.meta.main) {
-  const server = await startRedisServer({ unixSocket: process.argv.includes("--unix") });
-  console.log(JSON.stringify({ url: server.url }));
-  const shutdown = async () => {
-    await server.stop("SIGTERM");
-    process.exit(0);
-  };
-  process.once("SIGTERM", shutdown);
-  process.once("SIGINT", shutdown);
-}
