@@ -18,6 +18,8 @@ import { classifyOpenAI, openAIResponse } from "../src/providers/openai/classify
 import { createOpenAIProvider } from "../src/providers/openai/realtime.ts";
 import { adaptOpenAIBody, isReasoningModel } from "../src/providers/openai/params.ts";
 import { redact } from "../src/providers/http.ts";
+import { saysQuotaSpent } from "../src/_rate_controller.ts";
+import { parseTokenLimit } from "../src/token_limit.ts";
 
 const DIR = path.join(import.meta.dir, "fixtures", "providers");
 
@@ -384,4 +386,41 @@ test("Gemini estimate() counts the input tokens only, as its input-token quota d
   } finally {
     await mock.close();
   }
+});
+
+/** The failure a provider adapter makes of a fixture's answer. */
+async function failureOf(f: Fixture): Promise<FailureInfo> {
+  const { fetch } = fixtureFetch(f);
+  const provider = f.provider === "gemini"
+    ? createGeminiProvider({ apiKey: "k-123456", fetch })
+    : createOpenAIProvider({ apiKey: "k-123456", fetch });
+  const error = await provider.send(SIMPLE).then(() => undefined, (e) => e);
+  if (!isProviderError(error)) throw new Error(`${f.name}: send() did not fail`);
+  return error.info;
+}
+
+test("the rate controller reads real 429 bodies: a quota named or counted is spent, a nameless one is not", async () => {
+  const limits = ERRORS.filter((f) => f.status === 429 && f.expect.kind === "rate_limit");
+  expect(limits.length).toBeGreaterThanOrEqual(4);
+  for (const f of limits) {
+    const info = await failureOf(f);
+    // Gemini's "Resource has been exhausted" and its 429 whose only detail is a Help link name no
+    // quota and count nothing: the controller's rules for nameless 429s read those.
+    const nameless = ["gemini/error_no_detail.json", "gemini/error_help_only.json"];
+    expect([f.name, saysQuotaSpent(info)]).toEqual([f.name, !nameless.includes(f.name)]);
+  }
+});
+
+test("token 429s of the real bodies: OpenAI's TPM message is read, its RPM one and Gemini's are not tokens", async () => {
+  const byName = (name: string) => ERRORS.find((f) => f.name === name)!;
+  expect(parseTokenLimit(await failureOf(byName("openai/error_rate_limit_tpm.json")))).toEqual({
+    limit: 30000,
+    used: 29500,
+    requested: 1200,
+    retryAfterMs: 1400,
+    inputOnly: false,
+  });
+  expect(parseTokenLimit(await failureOf(byName("openai/error_rate_limit_rpm.json"))))
+    .toBeUndefined();
+  expect(parseTokenLimit(await failureOf(byName("gemini/error_no_detail.json")))).toBeUndefined();
 });
