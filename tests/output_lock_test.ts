@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { acquireOutputLock, processStart } from "../src/cli/output_lock.ts";
-import { cliHarness, readJsonl } from "./_cli.ts";
+import { cliHarness, readJsonl, ROOT } from "./_cli.ts";
 import { alive, childrenOf, waitFor } from "./_processes.ts";
 
 let dir: string;
@@ -138,3 +138,39 @@ test("acquireOutputLock() beats, refuses a second holder, and aborts `lost` when
   // The successor's lock is not ours to remove.
   expect(JSON.parse(fs.readFileSync(`${out}.lock`, "utf8")).token).toBe("other");
 });
+
+test("under Deno the heartbeat rewrites the lock in place, and release removes it", async () => {
+  // Deno's node:fs ignored the position of writeSync(fd, string, 0): every beat landed past the
+  // truncation behind NULs, so the holder read its own lock as foreign and stopped its run.
+  const out = path.join(dir, "deno-beat-out.jsonl");
+  const script = `
+    import * as fs from "node:fs";
+    import { acquireOutputLock } from ${JSON.stringify(path.join(ROOT, "src/cli/output_lock.ts"))};
+    const out = ${JSON.stringify(out)};
+    const lock = acquireOutputLock(out, { heartbeatMs: 20, log: (l) => console.log("log: " + l) });
+    const first = JSON.parse(fs.readFileSync(lock.path, "utf8")).heartbeat;
+    await new Promise((r) => setTimeout(r, 300));
+    const text = fs.readFileSync(lock.path, "utf8");
+    console.log(JSON.stringify({ text, first, lost: lock.lost.aborted }));
+    lock.release();
+    console.log(JSON.stringify({ exists: fs.existsSync(lock.path) }));
+  `;
+  const child = Bun.spawn([path.join(ROOT, "node_modules/.bin/deno"), "eval", script], {
+    env: { ...process.env, DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+    child.exited,
+  ]);
+  expect(stderr).toBe("");
+  expect(code).toBe(0);
+  const [beat, after] = stdout.trim().split("\n").map((l) => JSON.parse(l));
+  expect(beat.text).not.toContain("\u0000");
+  const held = JSON.parse(beat.text);
+  expect(held.heartbeat).toBeGreaterThan(beat.first); // it beat at least once
+  expect(beat.lost).toBe(false);
+  expect(after.exists).toBe(false);
+}, 30_000);

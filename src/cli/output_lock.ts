@@ -192,9 +192,11 @@ export function acquireOutputLock(output: string, options: OutputLockOptions = {
       return;
     }
     try {
-      const text = content();
+      const bytes = new TextEncoder().encode(content());
       fs.ftruncateSync(fd!, 0);
-      fs.writeSync(fd!, text, 0);
+      // Bytes with an explicit position: Deno's node:fs ignores the position of the string
+      // form and writes at the file offset, past the truncation, behind a run of NULs.
+      fs.writeSync(fd!, bytes, 0, bytes.length, 0);
     } catch {
       // a full disk: the next beat tries again; a stale heartbeat is what others then see
     }
