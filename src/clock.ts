@@ -15,13 +15,51 @@ export interface Clock {
   setTimeout(fn: () => void, ms: number): TimerHandle;
   /** Cancels a timer from {@linkcode Clock.setTimeout}; unknown handles are ignored. */
   clearTimeout(handle: TimerHandle): void;
+  /**
+   * Calls `fn` after one turn of the event loop, so that I/O waiting behind the running code
+   * (a request handed to `fetch`, a connection being opened) goes out first: a macrotask, much
+   * sooner than `setTimeout(fn, 0)` (which waits 1-2 ms). A clock without it never yields.
+   */
+  nextTurn?(fn: () => void): void;
 }
 
-/** The real clock: `performance.now()` and the global timers. */
+/** Callbacks waiting for the next turn of the shared channel. */
+let turnWaiters: (() => void)[] = [];
+let turnChannel: MessageChannel | undefined;
+
+/**
+ * One turn of the event loop through a `MessageChannel` (a web global on every runtime we run
+ * on). The channel is closed as soon as nobody waits: an open port keeps Deno's process alive.
+ */
+function nextTurn(fn: () => void): void {
+  turnWaiters.push(fn);
+  if (turnWaiters.length > 1) return; // the message is already on its way
+  if (turnChannel === undefined) {
+    const channel = new MessageChannel();
+    turnChannel = channel;
+    channel.port1.onmessage = () => {
+      const waiters = turnWaiters;
+      turnWaiters = [];
+      for (const waiter of waiters) waiter();
+      // The waiters' own continuations run first; they may ask for the next turn already.
+      queueMicrotask(() => {
+        if (turnWaiters.length === 0 && turnChannel === channel) {
+          channel.port1.close();
+          channel.port2.close();
+          turnChannel = undefined;
+        }
+      });
+    };
+  }
+  turnChannel.port2.postMessage(null);
+}
+
+/** The real clock: `performance.now()`, the global timers and a `MessageChannel` for turns. */
 export const systemClock: Clock = {
   now: () => performance.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+  nextTurn,
 };
 
 /**

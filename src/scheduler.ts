@@ -65,6 +65,15 @@ function assertRate(rate: number): void {
  * full: the rate stays R. A stall longer than the window can absorb is forgiven, not repaid: the
  * grid restarts after the catch-up burst, and the run loses what the slack could not carry.
  *
+ * A slot is handed out at once when it is due, but not for long without a turn of the event
+ * loop: a caller that is behind asks again for a slot that is already due, again and again, in
+ * one chain of microtasks (the next line is parsed, the next slot taken, the next request
+ * handed to `fetch`), and meanwhile none of those requests leaves the process: the HTTP client
+ * writes them, and opens their connections, only when the event loop turns. They would reach
+ * the provider together when the chain ends, as a clump of up to a few hundred. So after
+ * {@linkcode TURN_MS} of handing out slots without a turn, the next one waits for one
+ * ({@linkcode Clock.nextTurn}; a clock without it never waits).
+ *
  * @example
  * ```ts
  * import { Scheduler } from "./scheduler.ts";
@@ -74,6 +83,12 @@ function assertRate(rate: number): void {
  * scheduler.close();
  * ```
  */
+/**
+ * The longest the scheduler hands out due slots without a turn of the event loop (ms of clock
+ * time): about one slot at 1,000/s when a caller's work per slot is what holds it back.
+ */
+export const TURN_MS = 1;
+
 export class Scheduler {
   #clock: Clock;
   #rate = 0;
@@ -100,6 +115,11 @@ export class Scheduler {
   #released = 0;
   #timer: TimerHandle | undefined;
   #timerDue = Infinity;
+  /** Clock time of the last event-loop turn seen: a timer of ours, or a turn asked for. */
+  #turnAt = -Infinity;
+  #turnPending = false;
+  /** The grid (re)started and its first slot is not out yet: see {@linkcode #restartGrid}. */
+  #anchorPending = false;
   #closed: { reason: unknown } | undefined;
 
   constructor(options: SchedulerOptions) {
@@ -146,16 +166,12 @@ export class Scheduler {
     if (!this.#started) {
       // The grid starts here: the time between creation and the first request is nobody's.
       this.#started = true;
-      this.#t0 = this.#clock.now();
-      this.#n = 0;
+      this.#restartGrid(this.#clock.now());
     } else if (this.#waiters.waiting === 0) {
       // Idle: slots nobody wanted are not owed to anyone.
       const now = this.#clock.now();
       const gap = now - this.#idleSince;
-      if ((restart || gap > this.#maxLagMs) && this.#nextDue() < now) {
-        this.#t0 = now;
-        this.#n = 0;
-      }
+      if ((restart || gap > this.#maxLagMs) && this.#nextDue() < now) this.#restartGrid(now);
     }
     const slot = this.#waiters.add(lane, signal);
     this.#pump();
@@ -220,6 +236,17 @@ export class Scheduler {
     if (this.#ringFill < cap) this.#ringFill++;
   }
 
+  /**
+   * Starts the grid again at `now`, and again when its first slot is actually handed out (after
+   * a turn of the event loop, say): the slots after it are spaced from the one that went, not
+   * from the call, so a late first slot does not open a first second that holds R + 2.
+   */
+  #restartGrid(now: number): void {
+    this.#t0 = now;
+    this.#n = 0;
+    this.#anchorPending = true;
+  }
+
   #nextDue(): number {
     return this.#t0 + (this.#n * 1000) / this.#rate;
   }
@@ -259,7 +286,17 @@ export class Scheduler {
         this.#armAt(due, now);
         return;
       }
+      if (now - this.#turnAt > TURN_MS && this.#clock.nextTurn) {
+        // Behind, and no turn for a while: let what was handed out go first (class doc).
+        this.#awaitTurn();
+        return;
+      }
       if (!this.#waiters.resolveNext(now)) break;
+      if (this.#anchorPending) {
+        this.#anchorPending = false;
+        this.#t0 = Math.max(this.#t0, now);
+        this.#n = 0;
+      }
       if (this.#waiters.waiting === 0) this.#idleSince = now;
       this.#n++;
       this.#released++;
@@ -275,8 +312,20 @@ export class Scheduler {
     this.#timer = this.#clock.setTimeout(() => {
       this.#timer = undefined;
       this.#timerDue = Infinity;
+      this.#turnAt = this.#clock.now();
       this.#pump();
     }, due - now);
+  }
+
+  #awaitTurn(): void {
+    this.#clearTimer();
+    if (this.#turnPending) return;
+    this.#turnPending = true;
+    this.#clock.nextTurn!(() => {
+      this.#turnPending = false;
+      this.#turnAt = this.#clock.now();
+      this.#pump();
+    });
   }
 
   #rearm(): void {

@@ -2,7 +2,7 @@
 // scheduler hands out, never on the wall clock.
 import { expect, test } from "bun:test";
 import type { Clock } from "../src/clock.ts";
-import { type AcquireOptions, Scheduler } from "../src/scheduler.ts";
+import { type AcquireOptions, Scheduler, TURN_MS } from "../src/scheduler.ts";
 import { FakeClock, flush } from "./_fake_clock.ts";
 
 /** Queues `n` waiters and records each release time, in release order. */
@@ -631,4 +631,121 @@ test("Scheduler counts released slots and waiting waiters", async () => {
   expect(scheduler.released).toBe(5);
   expect(scheduler.waiting).toBe(0);
   expect(clock.pending).toBe(0);
+});
+
+/**
+ * A clock for a caller that is behind: time moves only by `work(ms)` (the caller's own CPU per
+ * slot) or `idle(ms)`, and turns of the event loop asked for with `nextTurn` wait until the test
+ * runs them (`turn()`), the way a busy event loop holds them.
+ */
+class BusyClock implements Clock {
+  #now = 1000;
+  #timers: { id: number; at: number; fn: () => void }[] = [];
+  #nextId = 1;
+  turns: (() => void)[] = [];
+  now(): number {
+    return this.#now;
+  }
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = this.#nextId++;
+    this.#timers.push({ id, at: this.#now + Math.max(0, ms), fn });
+    return id;
+  }
+  clearTimeout(handle: unknown): void {
+    this.#timers = this.#timers.filter((t) => t.id !== handle);
+  }
+  nextTurn(fn: () => void): void {
+    this.turns.push(fn);
+  }
+  work(ms: number): void {
+    this.#now += ms;
+  }
+  /** Runs the turns asked for so far, then any timer due by now. */
+  turn(): void {
+    const turns = this.turns;
+    this.turns = [];
+    for (const fn of turns) fn();
+    this.#timers.sort((a, b) => a.at - b.at);
+    while (this.#timers[0] && this.#timers[0].at <= this.#now) this.#timers.shift()!.fn();
+  }
+}
+
+/** Microtasks only: what runs before the event loop turns. */
+async function microtasks(): Promise<void> {
+  for (let i = 0; i < 50; i++) await Promise.resolve();
+}
+
+test("Scheduler hands out due slots for at most TURN_MS of a behind caller's work without a turn", async () => {
+  const clock = new BusyClock();
+  const scheduler = new Scheduler({ rate: 1000, clock });
+  const released: number[] = [];
+  let stop = false;
+  // A run's dispatch loop: take a slot, spend 0.4 ms on the request, take the next.
+  const loop = (async () => {
+    while (!stop) {
+      released.push(await scheduler.acquire());
+      clock.work(0.4);
+    }
+  })();
+  clock.turn(); // the first slot waits for a turn too: nothing was handed out since one
+  await microtasks();
+  clock.work(200); // a stall: 200 slots are due at once
+  clock.turn();
+  await microtasks();
+  // Between two turns the caller got slots for about TURN_MS only, not the 50 that are due.
+  const between: number[] = [];
+  for (let i = 0; i < 40; i++) {
+    const before = released.length;
+    expect(clock.turns).toHaveLength(1); // it waits for the event loop, not for a timer
+    clock.turn();
+    await microtasks();
+    between.push(released.length - before);
+  }
+  for (const n of between) {
+    expect(n).toBeGreaterThanOrEqual(1);
+    expect(n).toBeLessThanOrEqual(Math.ceil(TURN_MS / 0.4) + 1);
+  }
+  // Still on the grid: every slot goes at or after its due time, none is lost.
+  released.forEach((t, i) => expect(t).toBeGreaterThanOrEqual(released[0] + i));
+  stop = true;
+  scheduler.close();
+  await loop.catch(() => {});
+});
+
+test("Scheduler with a clock that has no nextTurn hands out every due slot at once (FakeClock)", async () => {
+  const clock = new FakeClock();
+  const scheduler = new Scheduler({ rate: 1000, clock });
+  acquireMany(scheduler, 1);
+  await clock.advance(20, { late: true }); // a stall of 20 ms
+  const times = acquireMany(scheduler, 10);
+  await flush();
+  expect(times).toHaveLength(10);
+});
+
+test("Scheduler spaces a restarted grid from its first slot's release, when a turn delays it", async () => {
+  const clock = new BusyClock();
+  const scheduler = new Scheduler({ rate: 1000, clock });
+  const times: number[] = [];
+  scheduler.acquire().then((t) => times.push(t));
+  clock.turn();
+  await microtasks();
+  clock.work(40); // the first answer is on its way: the gate holds the run
+  clock.turn();
+  const start = clock.now();
+  for (let i = 0; i < 5; i++) scheduler.acquire({ restart: true }).then((t) => times.push(t));
+  await microtasks();
+  expect(times).toHaveLength(1); // the restarted grid's first slot waits for a turn
+  clock.work(3); // which the event loop, busy with the first answer, gives 3 ms later
+  clock.turn();
+  await microtasks();
+  expect(times).toEqual([1000, start + 3]);
+  // The next slots follow 1 ms apart from there: not slots 1-3 at once to make up the 3 ms.
+  for (let ms = 1; ms <= 4; ms++) {
+    clock.work(1);
+    clock.turn();
+    await microtasks();
+    expect(times.at(-1)).toBe(start + 3 + ms);
+  }
+  expect(times).toHaveLength(6);
+  scheduler.close();
 });
