@@ -30,7 +30,8 @@
  * each arrival time. The first request goes alone and waits for its answer (the first-answers
  * gate), so the rate and the windows are measured from the second arrival on. Rows above a
  * client's target rate (Bun 2,000/s, the others 1,000/s) are skipped. Default output
- * `bench-results/rate-wire.md`.
+ * `bench-results/rate-wire.md`. `--dump-arrivals DIR` also writes each row's arrival times (ms
+ * at the mock, JSON) there, for plotting the lag against the grid.
  * @module
  */
 import Bottleneck from "bottleneck";
@@ -296,6 +297,7 @@ async function main(): Promise<void> {
       out: { type: "string" },
       "mock-runtime": { type: "string" },
       clients: { type: "string" },
+      "dump-arrivals": { type: "string" },
     },
     strict: true,
   });
@@ -426,7 +428,14 @@ function runClient(argv: string[], env: Record<string, string>): Promise<{
 }
 
 async function wireMain(
-  values: { rates?: string; latency: string; seconds?: string; out?: string; clients?: string },
+  values: {
+    rates?: string;
+    latency: string;
+    seconds?: string;
+    out?: string;
+    clients?: string;
+    "dump-arrivals"?: string;
+  },
   code: string,
 ): Promise<void> {
   const rates = numberList("rates", values.rates ?? "200,500,1000,2000");
@@ -468,6 +477,12 @@ async function wireMain(
           `${mock.url}/__mock/arrivals`,
         );
         const stats = wireStats(arrivals.map((a) => a.t));
+        if (values["dump-arrivals"]) {
+          // For profiling: each row's arrival times (ms at the mock), to plot lag against the grid.
+          fs.mkdirSync(values["dump-arrivals"], { recursive: true });
+          const file = path.join(values["dump-arrivals"], `${client}-${rate}-${Date.now()}.json`);
+          fs.writeFileSync(file, JSON.stringify(arrivals.map((a) => a.t)));
+        }
         const warning = stderr.split("\n").filter((l) => /warning/i.test(l)).join(" ").trim();
         const row: WireRow = { client, rate, n, stats, exitCode, wallMs, warning };
         rows.push(row);
