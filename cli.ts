@@ -6,6 +6,7 @@
  * @module
  */
 import * as fs from "node:fs";
+import * as path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { getRuntimeKey } from "hono/adapter";
@@ -24,7 +25,7 @@ import { QUOTA_OPTIONS, sharedQuota } from "./src/redis/shared_quota.ts";
 import { connectQuotaStore } from "./src/redis/connection.ts";
 import { runRealtime, type RunStats } from "./src/run.ts";
 import { providerFetch } from "./src/adapter/runtime.ts";
-import { providerPost } from "./src/adapter/node_http_post.ts";
+import { providerPost } from "./src/adapter/provider_post.ts";
 import { watchRate } from "./src/cli/rate_check.ts";
 import { fileBytes, fileLines, linesOf, sameFile } from "./src/fs/files.ts";
 import { serve } from "./server.ts";
@@ -636,25 +637,73 @@ async function dryRun(
 /** The most open requests Bun's fetch allows; its default is 256. */
 export const BUN_MAX_HTTP_REQUESTS = "65535";
 
+/** V8's young generation cap (MiB per semi-space) for the Deno relaunch; see {@linkcode relaunchSettings}. */
+export const DENO_SEMI_SPACE_MB = 8;
+
 /**
- * Bun's fetch keeps at most 256 requests open unless `BUN_CONFIG_MAX_HTTP_REQUESTS` is set
- * before the process starts (setting it at run time has no effect). With 2 s answers that turns
- * any rate above 128 req/s into a semaphore, so under Bun we start ourselves again with it set.
- * Returns the child's exit code, or undefined when no relaunch is needed.
+ * What a relaunch of this process must change, or undefined when it runs as it is.
+ *
+ * - Bun's fetch keeps at most 256 requests open unless `BUN_CONFIG_MAX_HTTP_REQUESTS` is set
+ *   before the process starts (setting it at run time has no effect). With 2 s answers that
+ *   turns any rate above 128 req/s into a semaphore.
+ * - Deno lets V8 grow its young generation while thousands of requests are open, and each
+ *   scavenge then copies all of them: 30-65 ms pauses at 1,000 req/s, longer than the
+ *   scheduler's slack repays, so the run lost 1-3 % of its rate. Capped at
+ *   {@linkcode DENO_SEMI_SPACE_MB} MiB (`DENO_V8_FLAGS`, read only at start) the pauses stay
+ *   under 10-20 ms (README "Caps we found"). Only where every permission is granted (`-A`): the
+ *   relaunch could not be given fewer than the user gave, and may not be given more.
  */
-async function relaunchForBunFetchCap(): Promise<number | undefined> {
-  if (getRuntimeKey() !== "bun" || process.env.BUN_CONFIG_MAX_HTTP_REQUESTS) return undefined;
-  // A compiled executable sees its own embedded entry ("/$bunfs/...") as argv[1].
-  const args = process.argv.slice(process.argv[1]?.includes("$bunfs") ? 2 : 1);
+function relaunchSettings(): { args: string[]; env: Record<string, string> } | undefined {
   // Only the commands that open many requests pay for a second process start.
   const command = process.argv[2]; // argv[1] is the script or the embedded entry
   if (command !== "run" && command !== "serve") return undefined;
+  const runtime = getRuntimeKey();
+  if (runtime === "bun" && !process.env.BUN_CONFIG_MAX_HTTP_REQUESTS) {
+    // A compiled executable sees its own embedded entry ("/$bunfs/...") as argv[1].
+    const args = process.argv.slice(process.argv[1]?.includes("$bunfs") ? 2 : 1);
+    return { args, env: { BUN_CONFIG_MAX_HTTP_REQUESTS: BUN_MAX_HTTP_REQUESTS } };
+  }
+  if (runtime === "deno") return denoRelaunch();
+  return undefined;
+}
+
+function denoRelaunch(): { args: string[]; env: Record<string, string> } | undefined {
+  const deno = (globalThis as { Deno?: typeof Deno }).Deno!;
+  // Asking costs no permission; reading the variable below needs one.
+  const names = ["read", "write", "net", "env", "run", "sys", "ffi", "import"] as const;
+  try {
+    if (!names.every((name) => deno.permissions.querySync({ name }).state === "granted")) {
+      return undefined;
+    }
+  } catch {
+    return undefined;
+  }
+  const flags = process.env.DENO_V8_FLAGS ?? "";
+  if (/semi[-_]space/.test(flags)) return undefined; // set already: by the user or by us
+  // `deno run` only: a `deno compile`d binary has its flags built in (scripts/compile).
+  if (!/^deno(\.exe)?$/.test(path.basename(process.execPath))) return undefined;
+  if (!deno.mainModule.startsWith("file:")) return undefined;
+  const main = decodeURIComponent(new URL(deno.mainModule).pathname);
+  const cap = `--max-semi-space-size=${DENO_SEMI_SPACE_MB}`;
+  return {
+    args: ["run", "-A", main, ...process.argv.slice(2)],
+    env: { DENO_V8_FLAGS: flags ? `${flags},${cap}` : cap },
+  };
+}
+
+/**
+ * Starts this process again with {@linkcode relaunchSettings} and waits for it. Returns the
+ * child's exit code, or undefined when no relaunch is needed.
+ */
+async function relaunch(): Promise<number | undefined> {
+  const settings = relaunchSettings();
+  if (!settings) return undefined;
   const { spawn } = await import("node:child_process");
   // The child gets a lifeline (fd 3): it exits when this process dies, even by SIGKILL.
   const lifeline = lifelineSpawnOptions();
-  const child = spawn(process.execPath, args, {
+  const child = spawn(process.execPath, settings.args, {
     stdio: lifeline.stdio,
-    env: { ...process.env, BUN_CONFIG_MAX_HTTP_REQUESTS: BUN_MAX_HTTP_REQUESTS, ...lifeline.env },
+    env: { ...process.env, ...settings.env, ...lifeline.env },
   });
   // Ctrl-C reaches the child through the terminal's process group; we only wait for it.
   process.on("SIGINT", () => {});
@@ -670,6 +719,6 @@ if (import.meta.main) {
     process.stderr.write("model-fine-tuner: the process that started this one is gone; exiting\n");
     process.exit(1);
   });
-  const code = (await relaunchForBunFetchCap()) ?? (await main(process.argv.slice(2), processIo()));
+  const code = (await relaunch()) ?? (await main(process.argv.slice(2), processIo()));
   process.exit(code);
 }

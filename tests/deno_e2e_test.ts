@@ -12,9 +12,11 @@ import { type MockProvider, startMockProvider } from "./mocks/mock_provider.ts";
 import { freePort } from "./redis_test_server.ts";
 import { TextLineStream } from "../src/text_line_stream.ts";
 import { readJsonl, ROOT } from "./_cli.ts";
+import { alive, childrenOf, waitFor } from "./_processes.ts";
 
 const DENO = path.join(ROOT, "node_modules/.bin/deno");
-const KEY = "sk-deno-e2e-0123456789";
+/** A made-up key for this run only (keys never live in the source). */
+const KEY = `test-key-${crypto.randomUUID()}`;
 
 /** Every variable the CLI reads (README "Deploy"); `serve` adds {@linkcode SERVE_ENV}. */
 const RUN_ENV =
@@ -191,3 +193,61 @@ test("deno run cli.ts serve: narrow permissions, one streamed request", async ()
     child.kill("SIGKILL");
   }
 }, 30_000);
+
+/** The environment of process `pid`, from /proc. */
+function environOf(pid: number): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const entry of fs.readFileSync(`/proc/${pid}/environ`, "utf8").split("\0")) {
+    const eq = entry.indexOf("=");
+    if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
+  }
+  return env;
+}
+
+function slowRun(tag: string, extraEnv: Record<string, string> = {}) {
+  const input = path.join(dir, `${tag}.jsonl`);
+  fs.writeFileSync(input, prompts(400, tag));
+  const output = path.join(dir, `${tag}-out`, "output.jsonl");
+  const args = ["run", "-A", "cli.ts", "run", input, "--provider", "openai", "--base-url"];
+  return spawnDeno(
+    [...args, `${mock.url}/v1`, "--rate-limit", "20", "-o", output, "-q"],
+    { OPENAI_API_KEY: KEY, ...extraEnv },
+  );
+}
+
+test(
+  "deno run -A cli.ts run: relaunched with V8's young generation capped; kill -9 of it ends the child",
+  async () => {
+    mock.reset();
+    const parent = slowRun("relaunch");
+    let child = 0;
+    try {
+      await waitFor("the relaunched child", () => (child = childrenOf(parent.pid)[0] ?? 0) > 0);
+      expect(environOf(child).DENO_V8_FLAGS).toBe("--max-semi-space-size=8");
+      expect(environOf(parent.pid).DENO_V8_FLAGS).toBeUndefined();
+      await waitFor("the first requests", () => mock.stats().count >= 5);
+      process.kill(parent.pid, "SIGKILL");
+      await parent.exited;
+      await waitFor("the child to exit", () => !alive(child));
+    } finally {
+      parent.kill("SIGKILL");
+      if (child && alive(child)) process.kill(child, "SIGKILL");
+    }
+  },
+  30_000,
+);
+
+test(
+  "deno run cli.ts run: no relaunch when DENO_V8_FLAGS already sets the young generation",
+  async () => {
+    mock.reset();
+    const p = slowRun("own-flags", { DENO_V8_FLAGS: "--max-semi-space-size=16" });
+    try {
+      await waitFor("the first requests", () => mock.stats().count >= 5);
+      expect(childrenOf(p.pid)).toEqual([]); // the requests come from the process started
+    } finally {
+      p.kill("SIGKILL");
+    }
+  },
+  30_000,
+);

@@ -1,24 +1,14 @@
 /**
  * Outgoing HTTP on Node through `node:http`, kept at the edge (and out of `runtime.ts`, which
- * the Workers bundle imports): see README "Caps we found".
+ * the Workers bundle imports): see README "Caps we found". `providerPost()` (provider_post.ts)
+ * picks it on Node.
  * @module
  */
 import { Buffer } from "node:buffer";
 import { setMaxListeners } from "node:events";
 import * as http from "node:http";
 import * as https from "node:https";
-import process from "node:process";
 import type { HttpPost, HttpPostResult } from "../providers/http.ts";
-
-/**
- * The request sender the provider adapters should use on this runtime, or undefined for ky over
- * `providerFetch` (runtime.ts). On Node: {@linkcode nodeHttpPost}.
- */
-export function providerPost(): HttpPost | undefined {
-  const g = globalThis as { Bun?: unknown; Deno?: unknown };
-  if (g.Bun !== undefined || g.Deno !== undefined || !process.versions?.node) return undefined;
-  return nodeHttpPost();
-}
 
 /**
  * POSTs over `node:http`/`node:https` with keep-alive agents (no socket cap: one connection per

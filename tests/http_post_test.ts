@@ -1,7 +1,8 @@
 /**
- * src/adapter/node_http_post.ts: `nodeHttpPost` against real servers on 127.0.0.1 (answers, headers, timeout,
- * abort, a refused connection), the adapters sending through it, and the npm package's bin on
- * Node, which uses it, running a file against the mock provider.
+ * The CLI's request senders, `nodeHttpPost` (src/adapter/node_http_post.ts, Node) and
+ * `fetchPost` (src/providers/http.ts, Deno), against real servers on 127.0.0.1 (answers,
+ * headers, timeout, abort, a refused connection); the adapters sending through one; the npm
+ * package's bin on Node running a file against the mock provider.
  * @module
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
@@ -13,7 +14,9 @@ import * as path from "node:path";
 import { type MockProvider, startMockProvider } from "./mocks/mock_provider.ts";
 import { isProviderError } from "../src/errors.ts";
 import { createProvider } from "../src/providers/create_provider.ts";
-import { nodeHttpPost, providerPost } from "../src/adapter/node_http_post.ts";
+import { nodeHttpPost } from "../src/adapter/node_http_post.ts";
+import { providerPost } from "../src/adapter/provider_post.ts";
+import { fetchPost, type HttpPost } from "../src/providers/http.ts";
 import { readJsonl, ROOT } from "./_cli.ts";
 
 /** A made-up key for this run only (keys never live in the source). */
@@ -63,71 +66,78 @@ test("providerPost() is undefined on Bun: ky over Bun's own fetch", () => {
   expect(providerPost()).toBeUndefined();
 });
 
-test("nodeHttpPost() sends the body and headers and returns status, headers and text", async () => {
-  const post = nodeHttpPost();
-  const body = JSON.stringify({ prompt: "héllo" });
-  const res = await post(`${base}/echo`, {
-    headers: { "content-type": "application/json", authorization: "Bearer k" },
-    body,
-    timeoutMs: 10_000,
+const POSTS: [string, () => HttpPost][] = [
+  ["nodeHttpPost", nodeHttpPost],
+  ["fetchPost", () => fetchPost()],
+];
+
+for (const [name, makePost] of POSTS) {
+  test(`${name}() sends the body and headers and returns status, headers and text`, async () => {
+    const post = makePost();
+    const body = JSON.stringify({ prompt: "héllo" });
+    const res = await post(`${base}/echo`, {
+      headers: { "content-type": "application/json", authorization: "Bearer k" },
+      body,
+      timeoutMs: 10_000,
+    });
+    expect(seen.method).toBe("POST");
+    expect(seen.body).toBe(body);
+    expect(seen.headers?.["content-type"]).toBe("application/json");
+    expect(seen.headers?.authorization).toBe("Bearer k");
+    expect(seen.headers?.["content-length"]).toBe(String(Buffer.byteLength(body)));
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-twice")).toBe("a, b");
+    expect(JSON.parse(res.text)).toEqual({ echo: body, ünïcode: "✓" });
+    // Any status resolves: the adapters classify it.
+    expect((await post(`${base}/teapot`, { headers: {}, body: "{}", timeoutMs: 10_000 })).status)
+      .toBe(418);
   });
-  expect(seen.method).toBe("POST");
-  expect(seen.body).toBe(body);
-  expect(seen.headers?.["content-type"]).toBe("application/json");
-  expect(seen.headers?.authorization).toBe("Bearer k");
-  expect(seen.headers?.["content-length"]).toBe(String(Buffer.byteLength(body)));
-  expect(res.status).toBe(200);
-  expect(res.headers.get("x-twice")).toBe("a, b");
-  expect(JSON.parse(res.text)).toEqual({ echo: body, ünïcode: "✓" });
-  // Any status resolves: the adapters classify it.
-  expect((await post(`${base}/teapot`, { headers: {}, body: "{}", timeoutMs: 10_000 })).status)
-    .toBe(418);
-});
 
-test("nodeHttpPost() rejects with a TimeoutError when no answer comes in time", async () => {
-  const post = nodeHttpPost();
-  const error = await post(`${base}/silent`, { headers: {}, body: "{}", timeoutMs: 50 }).then(
-    () => undefined,
-    (e) => e,
-  );
-  expect((error as Error).name).toBe("TimeoutError");
-});
+  test(`${name}() rejects with a TimeoutError when no answer comes in time`, async () => {
+    const post = makePost();
+    const error = await post(`${base}/silent`, { headers: {}, body: "{}", timeoutMs: 50 }).then(
+      () => undefined,
+      (e) => e,
+    );
+    expect((error as Error).name).toBe("TimeoutError");
+  });
 
-test("nodeHttpPost() rejects with the signal's reason: aborted mid-request and already aborted", async () => {
-  const post = nodeHttpPost();
-  const controller = new AbortController();
-  const reason = new Error("stop now");
-  const pending = post(`${base}/silent`, {
-    headers: {},
-    body: "{}",
-    signal: controller.signal,
-    timeoutMs: 10_000,
-  }).then(() => undefined, (e) => e);
-  await new Promise((r) => setTimeout(r, 20));
-  controller.abort(reason);
-  expect(await pending).toBe(reason);
-  const again = await post(`${base}/echo`, {
-    headers: {},
-    body: "{}",
-    signal: controller.signal,
-    timeoutMs: 10_000,
-  }).then(() => undefined, (e) => e);
-  expect(again).toBe(reason);
-});
+  test(`${name}() rejects with the signal's reason: aborted mid-request and already aborted`, async () => {
+    const post = makePost();
+    const controller = new AbortController();
+    const reason = new Error("stop now");
+    const pending = post(`${base}/silent`, {
+      headers: {},
+      body: "{}",
+      signal: controller.signal,
+      timeoutMs: 10_000,
+    }).then(() => undefined, (e) => e);
+    await new Promise((r) => setTimeout(r, 20));
+    controller.abort(reason);
+    expect(await pending).toBe(reason);
+    const again = await post(`${base}/echo`, {
+      headers: {},
+      body: "{}",
+      signal: controller.signal,
+      timeoutMs: 10_000,
+    }).then(() => undefined, (e) => e);
+    expect(again).toBe(reason);
+  });
 
-test("nodeHttpPost() rejects on a refused connection (not as a timeout)", async () => {
-  const closed = http.createServer();
-  await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
-  const port = (closed.address() as AddressInfo).port;
-  await new Promise((resolve) => closed.close(resolve));
-  const error = await nodeHttpPost()(`http://127.0.0.1:${port}/x`, {
-    headers: {},
-    body: "{}",
-    timeoutMs: 10_000,
-  }).then(() => undefined, (e) => e);
-  expect(error).toBeInstanceOf(Error);
-  expect((error as Error).name).not.toBe("TimeoutError");
-});
+  test(`${name}() rejects on a refused connection (not as a timeout)`, async () => {
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const error = await makePost()(`http://127.0.0.1:${port}/x`, {
+      headers: {},
+      body: "{}",
+      timeoutMs: 10_000,
+    }).then(() => undefined, (e) => e);
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).name).not.toBe("TimeoutError");
+  });
+}
 
 test("the OpenAI adapter sends through a given post: answers parsed, failures classified", async () => {
   let calls = 0;
