@@ -219,6 +219,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   if (command === "serve") {
     return await serve(rest, io, {
       connectQuotaStore,
+      post: providerPost(),
       openBatchStorage: (dir) => openServerStorage(dir, io.env, (line) => io.stderr(`${line}\n`)),
     });
   }

@@ -8,6 +8,7 @@
  * @module
  */
 import { providerFetch } from "./src/adapter/runtime.ts";
+import type { HttpPost } from "./src/providers/http.ts";
 import { importAtRuntime } from "./src/adapter/import_at_runtime.ts";
 import { type RunningServer, startServer } from "./src/adapter/listen.ts";
 export { type RunningServer, startServer, type StartServerOptions } from "./src/adapter/listen.ts";
@@ -267,6 +268,12 @@ export function buildServerApp(
   options: {
     signal?: AbortSignal;
     quota?: Quota;
+    /**
+     * Sends the provider's requests instead of ky (the CLI's `providerPost()`: `node:http` on
+     * Node, plain `fetch` on Deno). Injected, so that this file, which the Workers entry
+     * imports, does not pull in `node:http`. @default ky over `providerFetch()`
+     */
+    post?: HttpPost;
     /** Serves the Batch API on this storage. */
     batch?: {
       storage: BatchStorage;
@@ -283,6 +290,7 @@ export function buildServerApp(
     timeoutMs: config.timeoutMs,
     mock: { latencyMs: config.mockLatencyMs, failureRate: config.mockFailureRate },
     fetch: providerFetch(),
+    post: options.post,
   });
   return createApp({
     provider,
@@ -355,6 +363,8 @@ export async function serve(
      * there is no Batch API. May throw a `ConfigError` (exit 2).
      */
     openBatchStorage?: (dir: string | undefined) => BatchStorage | undefined;
+    /** The provider's request sender: see {@linkcode buildServerApp}. */
+    post?: HttpPost;
   } = {},
 ): Promise<number> {
   const { parseArgs } = await importAtRuntime<typeof import("node:util")>("node:util");
@@ -409,6 +419,7 @@ export async function serve(
     app = buildServerApp(config, {
       signal: shutdown.signal,
       quota: shared.quota,
+      post: options.post,
       batch: storage && {
         storage,
         log: (line) => io.stderr(`${line}\n`),

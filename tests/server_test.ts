@@ -3,7 +3,13 @@
 // export. tests/server_socket_test.ts serves the app for real.
 import { expect, test } from "bun:test";
 import { Hono } from "hono";
-import serverDefault, { resolveServerConfig, serve, type ServeIo } from "../server.ts";
+import serverDefault, {
+  buildServerApp,
+  resolveServerConfig,
+  serve,
+  type ServeIo,
+} from "../server.ts";
+import type { HttpPostInit } from "../src/providers/http.ts";
 import { createMockProvider } from "../src/providers/mock.ts";
 import type { Provider } from "../src/providers/provider.ts";
 import { createApp, type RunSummaryLine, type ServerOptions } from "../src/server/app.ts";
@@ -541,4 +547,42 @@ test("the default export answers 500 when unconfigured, then serves from the env
   );
   expect(res.status).toBe(200);
   expect((await ndjson(res)).at(-1)!.summary.ok).toBe(1);
+});
+
+test("buildServerApp({ post }) sends the provider's requests through the given post (the CLI's)", async () => {
+  const key = `test-key-${crypto.randomUUID()}`;
+  const config = resolveServerConfig({ provider: "openai" }, {
+    OPENAI_API_KEY: key,
+    OPENAI_BASE_URL: "http://127.0.0.1:9/v1", // nothing listens: only the post may answer
+  });
+  const calls: { url: string; init: HttpPostInit }[] = [];
+  const app = buildServerApp(config, {
+    post: (url, init) => {
+      calls.push({ url, init });
+      const body = {
+        id: "chatcmpl-1",
+        object: "chat.completion",
+        model: "gpt-test",
+        choices: [{
+          index: 0,
+          message: { role: "assistant", content: "from the post" },
+          finish_reason: "stop",
+        }],
+        usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 },
+      };
+      return Promise.resolve({
+        status: 200,
+        headers: new Headers({ "content-type": "application/json" }),
+        text: JSON.stringify(body),
+      });
+    },
+  });
+  const res = await post(app, SIMPLE + "\n", { headers: { host: "127.0.0.1" } });
+  expect(res.status).toBe(200);
+  const lines = (await res.text()).trim().split("\n").map((l) => JSON.parse(l));
+  expect(lines[0]).toMatchObject({ id: "s1", text: "from the post" });
+  expect(lines.at(-1).summary).toMatchObject({ ok: 1, failed: 0 });
+  expect(calls).toHaveLength(1);
+  expect(calls[0].url).toBe("http://127.0.0.1:9/v1/chat/completions");
+  expect(calls[0].init.headers.authorization).toBe(`Bearer ${key}`);
 });
