@@ -10,45 +10,7 @@ import { TokenGate } from "../src/token_gate.ts";
 import { parseRateLimitHeaders } from "../src/rate_limit_headers.ts";
 import { Scheduler } from "../src/scheduler.ts";
 import type { TokenEstimate } from "../src/tokens.ts";
-import { FakeClock, flush } from "./_fake_clock.ts";
-
-/**
- * A clock whose timers fire synchronously, in due order, when the test moves time with
- * `runTo` (no per-timer flush, so long runs of feedback stay cheap). Release times are not
- * read under it; it is for tests that look at rates.
- */
-class SyncClock implements Clock {
-  #now = 1000;
-  #timers: { id: number; at: number; fn: () => void }[] = [];
-  #nextId = 1;
-  now(): number {
-    return this.#now;
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = this.#nextId++;
-    this.#timers.push({ id, at: this.#now + Math.max(0, ms), fn });
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.#timers = this.#timers.filter((t) => t.id !== handle);
-  }
-  /** When the next timer is due, or Infinity when none is armed. */
-  get nextAt(): number {
-    return this.#timers.reduce((at, t) => Math.min(at, t.at), Infinity);
-  }
-  /** Fires every timer due up to `end`, in order, and leaves the time at `end`. */
-  runTo(end: number): void {
-    while (true) {
-      this.#timers.sort((a, b) => a.at - b.at || a.id - b.id);
-      const next = this.#timers[0];
-      if (!next || next.at > end) break;
-      this.#timers.shift();
-      this.#now = Math.max(this.#now, next.at);
-      next.fn();
-    }
-    this.#now = Math.max(this.#now, end);
-  }
-}
+import { FakeClock, flush, SyncClock } from "./_fake_clock.ts";
 
 /** A per-minute quota 429 that says the quota is spent, as OpenAI words it. */
 function rateLimited(extra: Partial<FailureInfo> = {}): FailureInfo {

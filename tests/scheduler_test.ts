@@ -1,9 +1,8 @@
 // Tests of src/scheduler.ts on a hand-driven clock: every assertion is on the release times the
 // scheduler hands out, never on the wall clock.
 import { expect, test } from "bun:test";
-import type { Clock } from "../src/clock.ts";
 import { type AcquireOptions, Scheduler, TURN_MS } from "../src/scheduler.ts";
-import { FakeClock, flush } from "./_fake_clock.ts";
+import { FakeClock, flush, SyncClock } from "./_fake_clock.ts";
 
 /** Queues `n` waiters and records each release time, in release order. */
 function acquireMany(
@@ -78,50 +77,9 @@ test("Scheduler at rate 0.25 releases nothing between slots 4000 ms apart", asyn
   expect(times).toEqual([t0, t0 + 4000]);
 });
 
-/**
- * A clock whose timers fire `lateMs` after they are due, like real timers do; fired in due
- * order without FakeClock's per-timer flush (about 1 ms of real time each under Bun), so that
- * ten thousand slots take milliseconds. The scheduler resolves waiters synchronously in the
- * timer callback, so no flush is needed between timers.
- */
-class LateTimerClock implements Clock {
-  #now = 1000;
-  #timers: { id: number; at: number; fn: () => void }[] = [];
-  #nextId = 1;
-  constructor(readonly lateMs: number | (() => number)) {}
-  now(): number {
-    return this.#now;
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = this.#nextId++;
-    const late = typeof this.lateMs === "number" ? this.lateMs : this.lateMs();
-    this.#timers.push({ id, at: this.#now + Math.max(0, ms) + late, fn });
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.#timers = this.#timers.filter((t) => t.id !== handle);
-  }
-  get pending(): number {
-    return this.#timers.length;
-  }
-  /** Fires every timer due up to now + ms, in order. */
-  run(ms: number): void {
-    const end = this.#now + ms;
-    while (true) {
-      this.#timers.sort((a, b) => a.at - b.at || a.id - b.id);
-      const next = this.#timers[0];
-      if (!next || next.at > end) break;
-      this.#timers.shift();
-      this.#now = Math.max(this.#now, next.at);
-      next.fn();
-    }
-    this.#now = end;
-  }
-}
-
 test("Scheduler does not drift over 10,000 slots: slot 10,000 is at t0 + 10000/R", async () => {
   const rate = 7; // 1000/7 ms is not a whole number, so any accumulated rounding would show
-  const clock = new LateTimerClock(0);
+  const clock = new SyncClock(0);
   const t0 = clock.now();
   const scheduler = new Scheduler({ rate, clock });
   const times = acquireMany(scheduler, 10_001);
@@ -135,7 +93,7 @@ test("Scheduler does not drift over 10,000 slots: slot 10,000 is at t0 + 10000/R
 
 test("Scheduler keeps the grid when every timer fires late: no drift over 10,000 slots", async () => {
   const rate = 10;
-  const clock = new LateTimerClock(0.7);
+  const clock = new SyncClock(0.7);
   const t0 = clock.now();
   const scheduler = new Scheduler({ rate, clock });
   const times = acquireMany(scheduler, 10_001);
@@ -153,7 +111,7 @@ for (const rate of [100, 500]) {
     let seed = 42;
     // Timers fire 0 to 3 ms late at random (seeded), as real timers do under load.
     const jitter = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) * 3;
-    const clock = new LateTimerClock(jitter);
+    const clock = new SyncClock(jitter);
     const t0 = clock.now();
     const scheduler = new Scheduler({ rate, clock });
     const n = 10_000;
@@ -169,7 +127,7 @@ for (const rate of [100, 500]) {
   });
 }
 
-/** A late function for {@linkcode LateTimerClock}: every `every`-th timer fires `stallMs` late. */
+/** A late function for {@linkcode SyncClock}: every `every`-th timer fires `stallMs` late. */
 function stallEvery(every: number, stallMs: number): () => number {
   let armed = 0;
   return () => (++armed % every === 0 ? stallMs : 0);
@@ -177,7 +135,7 @@ function stallEvery(every: number, stallMs: number): () => number {
 
 test("Scheduler at 1,000/s repays stalls within the slack in full: no rate lost", async () => {
   const rate = 1000; // slack 10 slots = 10 ms
-  const clock = new LateTimerClock(stallEvery(40, 8)); // an 8 ms stall about every 50 ms
+  const clock = new SyncClock(stallEvery(40, 8)); // an 8 ms stall about every 50 ms
   const t0 = clock.now();
   const scheduler = new Scheduler({ rate, clock });
   const n = 10_001;
@@ -195,7 +153,7 @@ test("Scheduler at 1,000/s repays stalls within the slack in full: no rate lost"
 test("Scheduler at 1,000/s loses at most what a stall exceeds the slack by", async () => {
   const rate = 1000;
   const stallMs = 30;
-  const clock = new LateTimerClock(stallEvery(500, stallMs)); // a 30 ms stall about every 0.5 s
+  const clock = new SyncClock(stallEvery(500, stallMs)); // a 30 ms stall about every 0.5 s
   const t0 = clock.now();
   const scheduler = new Scheduler({ rate, clock });
   const n = 10_001;
@@ -635,38 +593,20 @@ test("Scheduler counts released slots and waiting waiters", async () => {
 
 /**
  * A clock for a caller that is behind: time moves only by `work(ms)` (the caller's own CPU per
- * slot) or `idle(ms)`, and turns of the event loop asked for with `nextTurn` wait until the test
- * runs them (`turn()`), the way a busy event loop holds them.
+ * slot), and turns of the event loop asked for with `nextTurn` wait until the test runs them
+ * (`turn()`), the way a busy event loop holds them.
  */
-class BusyClock implements Clock {
-  #now = 1000;
-  #timers: { id: number; at: number; fn: () => void }[] = [];
-  #nextId = 1;
+class BusyClock extends SyncClock {
   turns: (() => void)[] = [];
-  now(): number {
-    return this.#now;
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = this.#nextId++;
-    this.#timers.push({ id, at: this.#now + Math.max(0, ms), fn });
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.#timers = this.#timers.filter((t) => t.id !== handle);
-  }
   nextTurn(fn: () => void): void {
     this.turns.push(fn);
-  }
-  work(ms: number): void {
-    this.#now += ms;
   }
   /** Runs the turns asked for so far, then any timer due by now. */
   turn(): void {
     const turns = this.turns;
     this.turns = [];
     for (const fn of turns) fn();
-    this.#timers.sort((a, b) => a.at - b.at);
-    while (this.#timers[0] && this.#timers[0].at <= this.#now) this.#timers.shift()!.fn();
+    this.runTo(this.now());
   }
 }
 
