@@ -49,16 +49,20 @@ export class FakeClock implements Clock {
     if (options.late) this.#now = end;
     while (true) {
       await flush();
-      this.#timers.sort((a, b) => a.at - b.at || a.id - b.id);
-      const next = this.#timers[0];
-      if (!next || next.at > end) break;
-      this.#timers.shift();
+      const next = takeDue(this.#timers, end);
+      if (!next) break;
       this.#now = Math.max(this.#now, next.at);
       next.fn();
     }
     this.#now = end;
     await flush();
   }
+}
+
+/** Removes and returns the earliest timer due by `end` (ties in creation order), if any. */
+function takeDue(timers: Timer[], end: number): Timer | undefined {
+  timers.sort((a, b) => a.at - b.at || a.id - b.id);
+  return timers[0] && timers[0].at <= end ? timers.shift() : undefined;
 }
 
 /** Lets pending promise callbacks run. */
@@ -110,10 +114,8 @@ export class SyncClock implements Clock {
   /** Fires every timer due up to `end`, in order, and leaves the time at `end` (or later). */
   runTo(end: number): void {
     while (true) {
-      this.#timers.sort((a, b) => a.at - b.at || a.id - b.id);
-      const next = this.#timers[0];
-      if (!next || next.at > end) break;
-      this.#timers.shift();
+      const next = takeDue(this.#timers, end);
+      if (!next) break;
       this.#now = Math.max(this.#now, next.at);
       next.fn();
     }
