@@ -18,6 +18,11 @@
  *                                    [--skip-token-scenarios] [--only-token-scenarios]
  *                                    [--scenario-items 400] [--baseline /path/to/main]
  *        bun scripts/bench_quota.ts --patterns [--baseline /work/main] [--only a,b] [--timeout 120]
+ *                                           [--runtimes bun,deno,node] [--out FILE]
+ *
+ * `--runtimes` runs this tree's CLI under each runtime the way a user starts it (`bun cli.ts`,
+ * `deno run -A cli.ts`, the packed npm package's bin on Node), side by side: a run's figures hold
+ * only on the runtimes they were measured on.
  * @module
  */
 import * as fs from "node:fs";
@@ -26,6 +31,8 @@ import * as path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { maxPerWindow } from "../tests/mocks/mock_provider.ts";
+import { runtimeBinary } from "./_bench_util.ts";
+import { prepareClients } from "./_rate_clients.ts";
 
 const ROOT = path.resolve(import.meta.dirname ?? ".", "..");
 const BUN = process.execPath;
@@ -47,6 +54,8 @@ const { values } = parseArgs({
     patterns: { type: "boolean", default: false },
     only: { type: "string" },
     timeout: { type: "string", default: "120" },
+    runtimes: { type: "string", default: "bun" },
+    out: { type: "string", default: "bench-results/quota_patterns.md" },
   },
 });
 const ITEMS = Number(values.items);
@@ -579,7 +588,11 @@ interface PatternResult {
   overall: number;
 }
 
-async function runPattern(sc: PatternScenario, cli: string, tag: string): Promise<PatternResult> {
+async function runPattern(
+  sc: PatternScenario,
+  cli: string[],
+  tag: string,
+): Promise<PatternResult> {
   const mock = await startMock(["--seed", "17", ...sc.mock]);
   try {
     const input = path.join(dir, `${tag}.jsonl`);
@@ -592,8 +605,7 @@ async function runPattern(sc: PatternScenario, cli: string, tag: string): Promis
     const base = sc.provider === "gemini" ? mock.url : `${mock.url}/v1`;
     const started = performance.now();
     const child = Bun.spawn([
-      BUN,
-      cli,
+      ...cli,
       "run",
       input,
       "--provider",
@@ -607,7 +619,12 @@ async function runPattern(sc: PatternScenario, cli: string, tag: string): Promis
       "--errors",
       errs,
     ], {
-      env: { ...process.env, OPENAI_API_KEY: "bench-key", GEMINI_API_KEY: "bench-key" },
+      env: {
+        ...process.env,
+        OPENAI_API_KEY: "bench-key",
+        GEMINI_API_KEY: "bench-key",
+        DENO_NO_UPDATE_CHECK: "1",
+      },
       stdout: "ignore",
       stderr: "pipe",
     });
@@ -740,8 +757,21 @@ function patternCell(
 async function patterns(): Promise<void> {
   const only = values.only?.split(",");
   const list = scenarios().filter((sc) => !only || only.some((o) => sc.name.includes(o)));
-  const clis: [string, string][] = [["this branch", path.join(ROOT, "cli.ts")]];
-  if (values.baseline) clis.unshift(["baseline (main)", path.join(values.baseline, "cli.ts")]);
+  const runtimes = values.runtimes.split(",").map((r) => r.trim());
+  const cli = path.join(ROOT, "cli.ts");
+  const clis: [string, string[]][] = [];
+  for (const runtime of runtimes) {
+    if (runtime === "bun") clis.push(["this branch", [BUN, cli]]);
+    else if (runtime === "deno") {
+      clis.push(["this branch, Deno", [runtimeBinary("deno"), "run", "-A", cli]]);
+    } else if (runtime === "node") {
+      const { nodeBin } = prepareClients(["node"], path.join(dir, "npm"));
+      clis.push(["this branch, Node (npm bin)", ["node", nodeBin!]]);
+    } else throw new TypeError(`--runtimes: unknown runtime '${runtime}' (bun, deno, node)`);
+  }
+  if (values.baseline) {
+    clis.unshift(["baseline (main)", [BUN, path.join(values.baseline, "cli.ts")]]);
+  }
   const results = new Map<string, PatternResult>();
   const table: string[] = [
     `| scenario | ${clis.map(([n]) => n).join(" | ")} |`,
@@ -766,7 +796,7 @@ async function patterns(): Promise<void> {
       new Date().toISOString().slice(0, 10)
     } · Bun ${Bun.version} · ${os.cpus().length} cores · \`bun scripts/bench_quota.ts --patterns${
       values.baseline ? " --baseline <main>" : ""
-    }\``,
+    }${values.runtimes === "bun" ? "" : ` --runtimes ${values.runtimes}`}\``,
     ``,
     `Each cell: run time · output+errors/items · share of requests answered 429 · goodput (accepted`,
     `req/s over the run's second half, and first to last accepted, / the quota) · run time / the`,
@@ -775,8 +805,9 @@ async function patterns(): Promise<void> {
     ...table,
     ``,
   ].join("\n");
-  fs.mkdirSync(path.join(ROOT, "bench-results"), { recursive: true });
-  fs.writeFileSync(path.join(ROOT, "bench-results/quota_patterns.md"), report);
+  const out = path.resolve(ROOT, values.out);
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(out, report);
   console.log(report);
 }
 
