@@ -9,6 +9,7 @@
  */
 import { providerFetch } from "./src/adapter/runtime.ts";
 import type { HttpPost } from "./src/providers/http.ts";
+import type { Provider } from "./src/providers/provider.ts";
 import { importAtRuntime } from "./src/adapter/import_at_runtime.ts";
 import { type RunningServer, startServer } from "./src/adapter/listen.ts";
 export { type RunningServer, startServer, type StartServerOptions } from "./src/adapter/listen.ts";
@@ -259,6 +260,24 @@ export function resolveServerConfig(flags: ServeFlags, env: Env): ServerConfig {
 }
 
 /**
+ * The provider `config` names, with its key (which stays here), sending through `post` when
+ * given (see {@linkcode buildServerApp}), else ky over this runtime's fetch.
+ * @throws {ConfigError} when the provider settings are invalid.
+ */
+export function providerOf(config: ServerConfig, post?: HttpPost): Provider {
+  return createProvider({
+    provider: config.provider,
+    apiKey: config.apiKey,
+    baseUrl: config.baseUrl,
+    model: config.model,
+    timeoutMs: config.timeoutMs,
+    mock: { latencyMs: config.mockLatencyMs, failureRate: config.mockFailureRate },
+    fetch: providerFetch(),
+    post,
+  });
+}
+
+/**
  * Builds the app for `config`: the provider (with the key, which stays here) and the shared
  * scheduler.
  * @throws {ConfigError} when the provider settings are invalid.
@@ -282,16 +301,7 @@ export function buildServerApp(
     };
   } = {},
 ): Hono {
-  const provider = createProvider({
-    provider: config.provider,
-    apiKey: config.apiKey,
-    baseUrl: config.baseUrl,
-    model: config.model,
-    timeoutMs: config.timeoutMs,
-    mock: { latencyMs: config.mockLatencyMs, failureRate: config.mockFailureRate },
-    fetch: providerFetch(),
-    post: options.post,
-  });
+  const provider = providerOf(config, options.post);
   return createApp({
     provider,
     rate: config.rate,

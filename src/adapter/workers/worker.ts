@@ -16,10 +16,14 @@
  * @module
  */
 import type { Hono } from "hono";
-import { buildServerApp, resolveServerConfig, type ServerConfig } from "../../../server.ts";
+import {
+  buildServerApp,
+  providerOf,
+  resolveServerConfig,
+  type ServerConfig,
+} from "../../../server.ts";
 import { type FailureInfo, isProviderError, ProviderError } from "../../errors.ts";
 import type { ProviderResponse, RequestItem } from "../../formats.ts";
-import { createProvider } from "../../providers/create_provider.ts";
 import type { Provider, SendOptions } from "../../providers/provider.ts";
 import { createApp, type RuntimeLimit } from "../../server/app.ts";
 import { apiError } from "../../server/api_error.ts";
@@ -154,13 +158,7 @@ function appFor(env: WorkerEnv): { app: Hono } | { error: string } {
     if (objects === 0) {
       built = { app: buildServerApp(config) };
     } else {
-      const provider = createProvider({
-        provider: config.provider,
-        apiKey: config.apiKey,
-        baseUrl: config.baseUrl,
-        model: config.model,
-        timeoutMs: config.timeoutMs,
-      });
+      const provider = providerOf(config);
       const limit: RuntimeLimit = {
         runtime: `workerd (fan-out over ${objects} Durable Objects)`,
         maxOpenRequests: WORKERS_MAX_OPEN * objects,
@@ -202,14 +200,7 @@ export class FanOutObject {
     let info: FailureInfo;
     try {
       if (this.#provider === undefined) {
-        const config = configOf(this.#env);
-        this.#provider = createProvider({
-          provider: config.provider,
-          apiKey: config.apiKey,
-          baseUrl: config.baseUrl,
-          model: config.model,
-          timeoutMs: config.timeoutMs,
-        });
+        this.#provider = providerOf(configOf(this.#env));
       }
       const item = await request.json() as RequestItem;
       return Response.json({ ok: await this.#provider.send(item) });
