@@ -1,6 +1,7 @@
 /**
  * The clients of `bench_rate.ts --clients`: the CLI as users start it on Bun, Deno and Node (the
- * packed npm package's bin), and a bare Node client as the baseline. Also what the receiving
+ * packed npm package's bin), the compiled single executable, and a bare Node client as the
+ * baseline. Also what the receiving
  * server's arrival times say about a run ({@linkcode wireStats}).
  *
  * The bare client is this file bundled for Node and started with `MFT_BARE_CLIENT=1`: it sends
@@ -17,7 +18,7 @@ import { maxPerWindow } from "../tests/mocks/mock_provider.ts";
 import { ROOT, runtimeBinary } from "./_bench_util.ts";
 
 /** The clients, in table order. */
-export const CLIENTS = ["bun", "deno", "node", "node-bare"] as const;
+export const CLIENTS = ["bun", "deno", "node", "binary", "node-bare"] as const;
 /** One of {@linkcode CLIENTS}. */
 export type Client = (typeof CLIENTS)[number];
 
@@ -26,6 +27,7 @@ export const CLIENT_LABELS: Record<Client, string> = {
   bun: "Bun (`bun cli.ts`)",
   deno: "Deno (`deno run -A cli.ts`)",
   node: "Node (`npx model-fine-tuner`, the packed npm package's bin)",
+  binary: "single executable (`bun build --compile`: `./model-fine-tuner`)",
   "node-bare": "bare Node client (drift-free loop + global fetch): baseline",
 };
 
@@ -34,6 +36,7 @@ export const WINDOW_TARGET: Record<Client, number> = {
   bun: 1.05,
   deno: 1.10,
   node: 1.10,
+  binary: 1.05, // Bun inside
   "node-bare": 1.10,
 };
 
@@ -42,6 +45,7 @@ export const MAX_TARGET_RATE: Record<Client, number> = {
   bun: 2000,
   deno: 1000,
   node: 1000,
+  binary: 2000,
   "node-bare": 1000,
 };
 
@@ -51,6 +55,8 @@ export interface Prepared {
   nodeBin?: string;
   /** The bare client bundled for Node. */
   bareBin?: string;
+  /** The single executable `scripts/compile` builds. */
+  binary?: string;
 }
 
 /**
@@ -72,6 +78,13 @@ export function prepareClients(clients: readonly Client[], dir: string): Prepare
     const link = path.join(dir, "node_modules");
     if (!fs.existsSync(link)) fs.symlinkSync(path.join(ROOT, "node_modules"), link);
     prepared.nodeBin = path.join(dir, "package", "dist", "npm", "cli.js");
+  }
+  if (clients.includes("binary")) {
+    prepared.binary = path.join(dir, "model-fine-tuner");
+    execFileSync("sh", ["scripts/compile", "--outfile", prepared.binary, "--skip-deno"], {
+      cwd: ROOT,
+      stdio: ["ignore", "ignore", "inherit"],
+    });
   }
   if (clients.includes("node-bare")) {
     prepared.bareBin = path.join(dir, "bare_client.mjs");
@@ -137,6 +150,8 @@ export function clientCommand(
       return { argv: [runtimeBinary("deno"), "run", "-A", cli, ...args], env };
     case "node":
       return { argv: ["node", prepared.nodeBin!, ...args], env };
+    case "binary":
+      return { argv: [prepared.binary!, ...args], env };
     case "node-bare":
       return {
         argv: ["node", prepared.bareBin!, `${run.baseUrl}/v1/chat/completions`, String(run.rate)],

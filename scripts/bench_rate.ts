@@ -23,9 +23,10 @@
  *
  * `--out -` prints only. All traffic goes to 127.0.0.1.
  *
- * With `--clients bun,deno,node,node-bare` it measures at the wire instead: each client is its
- * own process, started the way a user starts it (`bun cli.ts`, `deno run -A cli.ts`, the packed
- * npm package's bin on Node, and a bare Node client as the baseline: `scripts/_rate_clients.ts`),
+ * With `--clients bun,deno,node,binary,node-bare` it measures at the wire instead: each client
+ * is its own process, started the way a user starts it (`bun cli.ts`, `deno run -A cli.ts`, the
+ * packed npm package's bin on Node, the single executable, and a bare Node client as the
+ * baseline: `scripts/_rate_clients.ts`),
  * sending `--seconds` × R requests (default 4 s) to the mock in another process, which records
  * each arrival time. The first request goes alone and waits for its answer (the first-answers
  * gate), so the rate and the windows are measured from the second arrival on. Rows above a
