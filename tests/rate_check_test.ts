@@ -4,8 +4,11 @@ import {
   LAG_MAX_LIMIT_MS,
   LAG_MEAN_LIMIT_MS,
   rateWarning,
+  runtimeAdvice,
   watchRate,
 } from "../src/cli/rate_check.ts";
+import * as path from "node:path";
+import { ROOT } from "./_cli.ts";
 
 const lag = (meanMs: number, maxMs: number) => ({ samples: 100, meanMs, maxMs, spanMs: 2000 });
 
@@ -85,3 +88,35 @@ test("watchRate() stopped before the window ends says nothing", async () => {
   await Bun.sleep(300);
   expect(warnings).toEqual([]);
 });
+
+test(
+  "the warning's advice: Bun here; on Deno also the young-generation flag, unless it is set",
+  async () => {
+    expect(runtimeAdvice()).toBe("run it with Bun");
+    const message = rateWarning({ rate: 1000, lag: lag(150, 900), cpuMs: 5000, requests: 2000 });
+    expect(message).toContain('Lower --rate-limit, or run it with Bun (README "Caps we found")');
+    expect(
+      rateWarning({ rate: 1000, lag: lag(150, 900), cpuMs: 5000, requests: 2000, advice: "x" }),
+    )
+      .toContain("Lower --rate-limit, or x (README");
+    const script = `
+    import { runtimeAdvice } from ${JSON.stringify(path.join(ROOT, "src/cli/rate_check.ts"))};
+    console.log(runtimeAdvice());
+  `;
+    const deno = async (env: Record<string, string>) => {
+      const { DENO_V8_FLAGS: _, ...rest } = process.env;
+      const child = Bun.spawn([path.join(ROOT, "node_modules/.bin/deno"), "eval", script], {
+        env: { ...rest, DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1", ...env },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const [out] = await Promise.all([new Response(child.stdout).text(), child.exited]);
+      return out.trim();
+    };
+    expect(await deno({})).toBe(
+      "start Deno with --v8-flags=--max-semi-space-size=8, or run it with Bun",
+    );
+    expect(await deno({ DENO_V8_FLAGS: "--max-semi-space-size=8" })).toBe("run it with Bun");
+  },
+  30_000,
+);

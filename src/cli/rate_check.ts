@@ -23,6 +23,29 @@ export interface RateSample {
   requests: number;
   /** True if lines were still waiting for a slot at the end (the input had not run out). */
   busy?: boolean;
+  /** What else to try, after "Lower --rate-limit, or". @default {@linkcode runtimeAdvice}() */
+  advice?: string;
+}
+
+/**
+ * What to try on this runtime besides a lower rate: Bun, and on Deno, when V8's young generation
+ * is not capped yet (no relaunch: permissions narrower than `-A`), the flag that caps it.
+ */
+export function runtimeAdvice(): string {
+  const bun = "run it with Bun";
+  const deno = (globalThis as { Deno?: typeof Deno }).Deno;
+  if (deno === undefined) return bun;
+  let flags: string | undefined;
+  try {
+    // Asked first: reading a variable Deno was not allowed to read would prompt on a terminal.
+    const query = { name: "env", variable: "DENO_V8_FLAGS" } as const;
+    if (deno.permissions.querySync(query).state === "granted") flags = process.env.DENO_V8_FLAGS;
+  } catch {
+    flags = undefined; // not set by our relaunch either way (it needs every permission)
+  }
+  return /semi[-_]space/.test(flags ?? "")
+    ? bun
+    : `start Deno with --v8-flags=--max-semi-space-size=8, or ${bun}`;
 }
 
 /** Share of the rate below which the sending itself fell behind (slots lost to stalls). */
@@ -42,7 +65,7 @@ export const SENT_SHARE_LIMIT = 0.98;
  * ```
  */
 export function rateWarning(sample: RateSample): string | undefined {
-  const { rate, lag, cpuMs, requests, busy = false } = sample;
+  const { rate, lag, cpuMs, requests, busy = false, advice = runtimeAdvice() } = sample;
   if (lag.samples === 0 || lag.spanMs <= 0) return undefined;
   const sent = (requests * 1000) / lag.spanMs;
   const behind = busy && sent < SENT_SHARE_LIMIT * rate;
@@ -61,7 +84,7 @@ export function rateWarning(sample: RateSample): string | undefined {
       ? `; at ${perRequest.toFixed(2)} ms of CPU per request it can hold about ` +
         `${limit} req/s on this machine`
       : "; the process was stalled (the machine busy, or garbage collection)") +
-    '. Lower --rate-limit, or run it with Bun (README "Caps we found")';
+    `. Lower --rate-limit, or ${advice} (README "Caps we found")`;
 }
 
 /** Options for {@linkcode watchRate}. */
