@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { type MockProvider, startMockProvider } from "./mocks/mock_provider.ts";
 import { freePort } from "./redis_test_server.ts";
 import { TextLineStream } from "../src/text_line_stream.ts";
-import { readJsonl, ROOT } from "./_cli.ts";
+import { cliHarness, readJsonl, ROOT } from "./_cli.ts";
 import { alive, childrenOf, waitFor } from "./_processes.ts";
 
 const DENO = path.join(ROOT, "node_modules/.bin/deno");
@@ -248,6 +248,55 @@ test(
       expect(childrenOf(p.pid)).toEqual([]); // the requests come from the process started
     } finally {
       p.kill("SIGKILL");
+    }
+  },
+  30_000,
+);
+
+/** `deno run -A cli.ts` in its own process group, as a terminal starts it (Ctrl-C signals it). */
+const { spawnCli: spawnDenoCli } = cliHarness({
+  dir: () => dir,
+  drop: /API_KEY|BASE_URL|^MFT_|^DENO_V8_FLAGS$/,
+  command: () => [DENO, "run", "-A", path.join(ROOT, "cli.ts")],
+  detached: true,
+});
+
+test(
+  "deno run -A cli.ts run: Ctrl-C to the process group reaches the relaunched child: exit 130",
+  async () => {
+    mock.reset();
+    const input = path.join(dir, "ctrl-c.jsonl");
+    fs.writeFileSync(input, prompts(200, "c"));
+    const output = path.join(dir, "ctrl-c-out", "output.jsonl");
+    const parent = spawnDenoCli([
+      "run",
+      input,
+      "--provider",
+      "openai",
+      "--base-url",
+      `${mock.url}/v1`,
+      "--rate-limit",
+      "20",
+      "-o",
+      output,
+    ], { OPENAI_API_KEY: KEY, DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" });
+    const stderr = new Response(parent.stderr).text();
+    try {
+      await waitFor("the relaunched child", () => childrenOf(parent.pid).length > 0);
+      await waitFor("the first requests", () => mock.stats().count >= 5);
+      process.kill(-parent.pid, "SIGINT");
+      expect(await parent.exited).toBe(130);
+      const text = await stderr;
+      expect(text).toContain("resume with:");
+      const written = readJsonl(output).length;
+      expect(written).toBeGreaterThan(0);
+      expect(written).toBeLessThan(200);
+    } finally {
+      try {
+        process.kill(-parent.pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
     }
   },
   30_000,
