@@ -204,15 +204,24 @@ function environOf(pid: number): Record<string, string> {
   return env;
 }
 
-function slowRun(tag: string, extraEnv: Record<string, string> = {}) {
+/** A 400-line input and the `run` arguments that send it to the mock at 20 req/s. */
+function slowJob(tag: string): { args: string[]; output: string } {
   const input = path.join(dir, `${tag}.jsonl`);
   fs.writeFileSync(input, prompts(400, tag));
   const output = path.join(dir, `${tag}-out`, "output.jsonl");
-  const args = ["run", "-A", "cli.ts", "run", input, "--provider", "openai", "--base-url"];
-  return spawnDeno(
-    [...args, `${mock.url}/v1`, "--rate-limit", "20", "-o", output, "-q"],
-    { OPENAI_API_KEY: KEY, ...extraEnv },
-  );
+  const base = `${mock.url}/v1`;
+  return {
+    args: ["run", input, "--provider", "openai", "--base-url", base, "--rate-limit", "20"],
+    output,
+  };
+}
+
+function slowRun(tag: string, extraEnv: Record<string, string> = {}) {
+  const { args, output } = slowJob(tag);
+  return spawnDeno(["run", "-A", "cli.ts", ...args, "-o", output, "-q"], {
+    OPENAI_API_KEY: KEY,
+    ...extraEnv,
+  });
 }
 
 test(
@@ -265,21 +274,12 @@ test(
   "deno run -A cli.ts run: Ctrl-C to the process group reaches the relaunched child: exit 130",
   async () => {
     mock.reset();
-    const input = path.join(dir, "ctrl-c.jsonl");
-    fs.writeFileSync(input, prompts(200, "c"));
-    const output = path.join(dir, "ctrl-c-out", "output.jsonl");
-    const parent = spawnDenoCli([
-      "run",
-      input,
-      "--provider",
-      "openai",
-      "--base-url",
-      `${mock.url}/v1`,
-      "--rate-limit",
-      "20",
-      "-o",
-      output,
-    ], { OPENAI_API_KEY: KEY, DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" });
+    const { args, output } = slowJob("ctrl-c");
+    const parent = spawnDenoCli([...args, "-o", output], {
+      OPENAI_API_KEY: KEY,
+      DENO_NO_UPDATE_CHECK: "1",
+      NO_COLOR: "1",
+    });
     const stderr = new Response(parent.stderr).text();
     try {
       await waitFor("the relaunched child", () => childrenOf(parent.pid).length > 0);
