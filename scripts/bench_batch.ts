@@ -160,7 +160,7 @@ async function bench(scenario: Scenario, items: number, dir: string): Promise<Ro
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
     Object.assign(env, {
-      OPENAI_API_KEY: "sk-bench-not-a-real-key",
+      OPENAI_API_KEY: `bench-key-${crypto.randomUUID()}`,
       GEMINI_API_KEY: "bench-not-a-real-key",
       MFT_BATCH_POLL_INTERVAL: "20ms",
     });

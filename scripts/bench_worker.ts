@@ -34,7 +34,8 @@ const latencyMs = Number(values.latency);
 const rates = values.rate.split(",").map(Number);
 const requests = Number(values.requests);
 const objects = Number(values.objects);
-const KEY = "sk-bench-worker";
+/** A made-up key for this run only (keys never live in the source). */
+const KEY = `bench-key-${crypto.randomUUID()}`;
 const TOKEN = "bench-token";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mft-bench-worker-"));

@@ -39,7 +39,10 @@ try {
       })).join("\n") + "\n",
   );
   const output = path.join(dir, "output.jsonl");
-  const io = { ...processIo(), env: { ...process.env, OPENAI_API_KEY: "sk-screenshot" } };
+  const io = {
+    ...processIo(),
+    env: { ...process.env, OPENAI_API_KEY: `screenshot-key-${crypto.randomUUID()}` },
+  };
   const code = await main([
     "run",
     input,
@@ -69,7 +72,11 @@ try {
     quota: { requests: 32, windowMs: 1000 },
   });
   const app = createApp({
-    provider: createProvider({ provider: "openai", baseUrl: `${slow.url}/v1`, apiKey: "sk-x" }),
+    provider: createProvider({
+      provider: "openai",
+      baseUrl: `${slow.url}/v1`,
+      apiKey: `screenshot-key-${crypto.randomUUID()}`,
+    }),
     rate: 40,
     maxAttempts: 2,
   });

@@ -10,7 +10,8 @@ import * as path from "node:path";
 import { type MockBatchOptions, type MockBatchServer, startMockBatch } from "./mocks/mock_batch.ts";
 import { cliHarness, readJsonl } from "./_cli.ts";
 
-const KEY = "sk-batch-test-0123456789";
+/** A made-up key for this run only (keys never live in the source). */
+const KEY = `test-key-${crypto.randomUUID()}`;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mft-batch-cli-"));
 let mock: MockBatchServer | undefined;
 

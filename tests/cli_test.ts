@@ -11,7 +11,8 @@ import { type MockProvider, startMockProvider } from "./mocks/mock_provider.ts";
 import { MAX_RATE_LIMIT_RETRIES } from "../src/run.ts";
 import { cliHarness, readJsonl, ROOT } from "./_cli.ts";
 
-const KEY = "sk-test-0123456789abcdef";
+/** A made-up key for this run only (keys never live in the source). */
+const KEY = `test-key-${crypto.randomUUID()}`;
 let mock: MockProvider;
 let dir: string;
 

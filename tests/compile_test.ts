@@ -15,7 +15,8 @@ import pkg from "../package.json" with { type: "json" };
 import { cliHarness, readJsonl, ROOT } from "./_cli.ts";
 import { alive, childrenOf } from "./_processes.ts";
 
-const KEY = "sk-compile-test-0123456789";
+/** A made-up key for this run only (keys never live in the source). */
+const KEY = `test-key-${crypto.randomUUID()}`;
 let dir: string;
 let bin: string;
 let mock: MockProvider;

@@ -148,7 +148,7 @@ test("answers with text succeed and carry their finish reason", async () => {
 });
 
 test("redact() removes the key from every fixture's failure message, wherever it appears", async () => {
-  const key = "sk-live-SECRET-0123456789";
+  const key = `test-key-${crypto.randomUUID()}`;
   for (const f of ERRORS) {
     // A proxy or a provider that echoes the key: put it in the message (or the raw text).
     const body = typeof f.body === "string" ? `${f.body} key=${key}` : JSON.parse(
@@ -177,7 +177,7 @@ test("redact() removes the key from every fixture's failure message, wherever it
 });
 
 test("the adapters send the key in a header, never in the URL", async () => {
-  const key = "AIza-test-key-0001";
+  const key = `test-key-${crypto.randomUUID()}`;
   const ok = ANSWERS.find((f) => f.name === "gemini/answer_text.json")!;
   const { fetch, sent } = fixtureFetch(ok);
   await createGeminiProvider({ apiKey: key, fetch }).send(SIMPLE);
@@ -280,7 +280,7 @@ test("the OpenAI adapter warns once per model and parameter it drops", async () 
   const { fetch, sent } = fixtureFetch(ok);
   const warnings: string[] = [];
   const provider = createOpenAIProvider({
-    apiKey: "sk-123456",
+    apiKey: `test-key-${crypto.randomUUID()}`,
     fetch,
     onWarning: (m) => warnings.push(m),
   });

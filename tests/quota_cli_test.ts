@@ -11,7 +11,8 @@ import * as path from "node:path";
 import { type MockProvider, startMockProvider } from "./mocks/mock_provider.ts";
 import { cliHarness, readJsonl } from "./_cli.ts";
 
-const KEY = "sk-test-quota-cli-0123456789";
+/** A made-up key for this run only (keys never live in the source). */
+const KEY = `test-key-${crypto.randomUUID()}`;
 let dir: string;
 let mock: MockProvider | undefined;
 

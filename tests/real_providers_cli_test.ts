@@ -11,8 +11,10 @@ import * as path from "node:path";
 import { type MockProvider, startMockProvider } from "./mocks/mock_provider.ts";
 import { cliHarness, readJsonl } from "./_cli.ts";
 
-const OPENAI_KEY = "sk-test-0123456789abcdef";
-const GEMINI_KEY = "AIza-test-0123456789abcdef";
+/** Made-up keys for this run only (keys never live in the source). */
+const OPENAI_KEY = `test-key-${crypto.randomUUID()}`;
+const GEMINI_KEY = `test-key-${crypto.randomUUID()}`;
+const WRONG_GEMINI_KEY = `wrong-key-${crypto.randomUUID()}`;
 let mock: MockProvider;
 let strict: MockProvider;
 let dir: string;
@@ -208,11 +210,11 @@ test(
         ...via("gemini", guarded),
         "--output",
         path.join(dir, "badkey-out.jsonl"),
-      ], { GEMINI_API_KEY: "AIza-wrong-key-000000" });
+      ], { GEMINI_API_KEY: WRONG_GEMINI_KEY });
       expect(r.code).toBe(3);
       expect(r.stderr).toContain("the API key or its project was refused");
       expect(r.stderr).toContain("400 INVALID_ARGUMENT: API key not valid");
-      expect(r.stderr).not.toContain("AIza-wrong-key-000000");
+      expect(r.stderr).not.toContain(WRONG_GEMINI_KEY);
       expect(guarded.stats().count).toBe(1);
     } finally {
       await guarded.close();

@@ -12,7 +12,8 @@ import { maxPerWindow, type MockProvider, startMockProvider } from "./mocks/mock
 import { freePort, type RedisServer, startRedisServer } from "./redis_test_server.ts";
 import { CLI, cliHarness, finish } from "./_cli.ts";
 
-const KEY = "sk-test-quota-0123456789";
+/** A made-up key for this run only (keys never live in the source). */
+const KEY = `test-key-${crypto.randomUUID()}`;
 let mock: MockProvider;
 let redis: RedisServer;
 let dir: string;

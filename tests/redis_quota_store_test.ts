@@ -3,19 +3,25 @@ import { expect, test } from "bun:test";
 import { defaultQuotaName, parseQuotaUrl } from "../src/quota_store.ts";
 
 test("defaultQuotaName() is 16 hex digits that say nothing of the key", async () => {
-  const key = "sk-live-0123456789abcdef";
+  const key = `test-key-${crypto.randomUUID()}`;
   const name = await defaultQuotaName({ provider: "openai", model: "gpt-4o-mini", apiKey: key });
   expect(name).toMatch(/^[0-9a-f]{16}$/);
-  expect(name).not.toContain(key.slice(3, 11));
+  expect(name).not.toContain(key.slice(-12, -4)); // 8 hex digits of the key
 });
 
 test("defaultQuotaName() is the same for the same quota and differs across keys and models", async () => {
-  const base = { provider: "openai", model: "gpt-4o-mini", apiKey: "sk-a" };
+  const base = {
+    provider: "openai",
+    model: "gpt-4o-mini",
+    apiKey: `test-key-${crypto.randomUUID()}`,
+  };
   const name = await defaultQuotaName(base);
   expect(await defaultQuotaName({ ...base })).toBe(name);
   // The provider's default base URL and an explicit one (with or without a trailing slash) agree.
   expect(await defaultQuotaName({ ...base, baseUrl: "https://api.openai.com/v1/" })).toBe(name);
-  expect(await defaultQuotaName({ ...base, apiKey: "sk-b" })).not.toBe(name);
+  expect(await defaultQuotaName({ ...base, apiKey: `test-key-${crypto.randomUUID()}` })).not.toBe(
+    name,
+  );
   expect(await defaultQuotaName({ ...base, model: "gpt-4o" })).not.toBe(name);
   expect(await defaultQuotaName({ ...base, baseUrl: "http://127.0.0.1:8000/v1" })).not.toBe(name);
   expect(await defaultQuotaName({ ...base, provider: "gemini" })).not.toBe(name);

@@ -72,8 +72,9 @@ async function record(call: () => Promise<unknown>): Promise<Recorded> {
 const geminiSdk = () =>
   new GoogleGenAI({ apiKey: GEMINI_KEY, httpOptions: { baseUrl: base, apiVersion: "v1beta" } });
 
-const OPENAI_KEY = "sk-parity-0123456789";
-const GEMINI_KEY = "AIza-parity-0123456789";
+/** Made-up keys for this run only (keys never live in the source). */
+const OPENAI_KEY = `test-key-${crypto.randomUUID()}`;
+const GEMINI_KEY = `test-key-${crypto.randomUUID()}`;
 
 test("a simple line to an OpenAI-compatible server is the request the openai SDK sends", async () => {
   const line = {

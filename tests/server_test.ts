@@ -451,9 +451,10 @@ test("isLoopback() accepts loopback names and addresses only", () => {
 });
 
 test("resolveServerConfig() takes flags over the environment, like run", () => {
+  const key = `test-key-${crypto.randomUUID()}`;
   const env = {
     MFT_PROVIDER: "openai",
-    OPENAI_API_KEY: "sk-test",
+    OPENAI_API_KEY: key,
     OPENAI_BASE_URL: "http://127.0.0.1:9/v1",
     MFT_RATE_LIMIT: "7",
     MFT_MODEL: "m-env",
@@ -461,7 +462,7 @@ test("resolveServerConfig() takes flags over the environment, like run", () => {
   };
   expect(resolveServerConfig({}, env)).toMatchObject({
     provider: "openai",
-    apiKey: "sk-test",
+    apiKey: key,
     baseUrl: "http://127.0.0.1:9/v1",
     rate: 7,
     model: "m-env",

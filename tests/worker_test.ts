@@ -18,7 +18,8 @@ import { createApp } from "../src/server/app.ts";
 import { TextLineStream } from "../src/text_line_stream.ts";
 
 const ROOT = path.resolve(import.meta.dir, "..");
-const KEY = "sk-worker-test-0123456789";
+/** A made-up key for this run only (keys never live in the source). */
+const KEY = `test-key-${crypto.randomUUID()}`;
 const TOKEN = "worker-test-token";
 const LATENCY_MS = 400;
 

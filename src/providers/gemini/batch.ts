@@ -219,7 +219,7 @@ function readItem(value: unknown, fallbackKey: string | undefined): BatchResult 
  * @example
  * ```ts
  * import { createGeminiBatchBackend } from "./batch.ts";
- * const backend = createGeminiBatchBackend({ apiKey: "AIza…" });
+ * const backend = createGeminiBatchBackend({ apiKey: Deno.env.get("GEMINI_API_KEY") });
  * backend.name; // "gemini"
  * ```
  */
