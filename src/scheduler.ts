@@ -48,6 +48,12 @@ function assertRate(rate: number): void {
 }
 
 /**
+ * The longest the scheduler hands out due slots without a turn of the event loop (ms of clock
+ * time): about one slot at 1,000/s when a caller's work per slot is what holds it back.
+ */
+export const TURN_MS = 1;
+
+/**
  * Hands out time slots at a fixed rate, whatever the response times of the work done in them.
  *
  * Slot i is due at `t0 + i * 1000 / rate` (no chain of sleeps, so no drift), t0 being the first
@@ -83,12 +89,6 @@ function assertRate(rate: number): void {
  * scheduler.close();
  * ```
  */
-/**
- * The longest the scheduler hands out due slots without a turn of the event loop (ms of clock
- * time): about one slot at 1,000/s when a caller's work per slot is what holds it back.
- */
-export const TURN_MS = 1;
-
 export class Scheduler {
   #clock: Clock;
   #rate = 0;
@@ -294,7 +294,7 @@ export class Scheduler {
       if (!this.#waiters.resolveNext(now)) break;
       if (this.#anchorPending) {
         this.#anchorPending = false;
-        this.#t0 = Math.max(this.#t0, now);
+        this.#t0 = now;
         this.#n = 0;
       }
       if (this.#waiters.waiting === 0) this.#idleSince = now;
