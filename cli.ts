@@ -26,7 +26,11 @@ import { connectQuotaStore } from "./src/redis/connection.ts";
 import { runRealtime, type RunStats } from "./src/run.ts";
 import { providerFetch } from "./src/adapter/runtime.ts";
 import { providerPost } from "./src/adapter/provider_post.ts";
-import { watchRate } from "./src/cli/rate_check.ts";
+import {
+  DENO_YOUNG_GENERATION_CAP,
+  sizesYoungGeneration,
+  watchRate,
+} from "./src/cli/rate_check.ts";
 import { fileBytes, fileLines, linesOf, sameFile } from "./src/fs/files.ts";
 import { serve } from "./server.ts";
 import { openServerStorage } from "./src/fs/batch_storage.ts";
@@ -638,9 +642,6 @@ async function dryRun(
 /** The most open requests Bun's fetch allows; its default is 256. */
 export const BUN_MAX_HTTP_REQUESTS = "65535";
 
-/** V8's young generation cap (MiB per semi-space) for the Deno relaunch; see {@linkcode relaunchSettings}. */
-export const DENO_SEMI_SPACE_MB = 8;
-
 /**
  * What a relaunch of this process must change, or undefined when it runs as it is.
  *
@@ -649,8 +650,8 @@ export const DENO_SEMI_SPACE_MB = 8;
  *   turns any rate above 128 req/s into a semaphore.
  * - Deno lets V8 grow its young generation while thousands of requests are open, and each
  *   scavenge then copies all of them: 30-65 ms pauses at 1,000 req/s, longer than the
- *   scheduler's slack repays, so the run lost 1-3 % of its rate. Capped at
- *   {@linkcode DENO_SEMI_SPACE_MB} MiB (`DENO_V8_FLAGS`, read only at start) the pauses stay
+ *   scheduler's slack repays, so the run lost 1-3 % of its rate. Capped by
+ *   {@linkcode DENO_YOUNG_GENERATION_CAP} (`DENO_V8_FLAGS`, read only at start) the pauses stay
  *   under 10-20 ms (README "Caps we found"). Only where every permission is granted (`-A`): the
  *   relaunch could not be given fewer than the user gave, and may not be given more.
  */
@@ -680,12 +681,12 @@ function denoRelaunch(): { args: string[]; env: Record<string, string> } | undef
     return undefined;
   }
   const flags = process.env.DENO_V8_FLAGS ?? "";
-  if (/semi[-_]space/.test(flags)) return undefined; // set already: by the user or by us
+  if (sizesYoungGeneration(flags)) return undefined; // set already: by the user or by us
   // `deno run` only: a `deno compile`d binary has its flags built in (scripts/compile).
   if (!/^deno(\.exe)?$/.test(path.basename(process.execPath))) return undefined;
   if (!deno.mainModule.startsWith("file:")) return undefined;
   const main = decodeURIComponent(new URL(deno.mainModule).pathname);
-  const cap = `--max-semi-space-size=${DENO_SEMI_SPACE_MB}`;
+  const cap = DENO_YOUNG_GENERATION_CAP;
   return {
     args: ["run", "-A", main, ...process.argv.slice(2)],
     env: { DENO_V8_FLAGS: flags ? `${flags},${cap}` : cap },

@@ -28,6 +28,18 @@ export interface RateSample {
 }
 
 /**
+ * The V8 flag that caps Deno's young generation (MiB per semi-space): the CLI's relaunch under
+ * `deno run -A` sets it through `DENO_V8_FLAGS`, and the warning names it where it could not
+ * (README "Caps we found"; `scripts/compile` and deno.json's `compile:deno` build it in).
+ */
+export const DENO_YOUNG_GENERATION_CAP = "--max-semi-space-size=8";
+
+/** True if V8 flags (`DENO_V8_FLAGS`' comma-separated text) already size the young generation. */
+export function sizesYoungGeneration(flags: string | undefined): boolean {
+  return /semi[-_]space/.test(flags ?? "");
+}
+
+/**
  * What to try on this runtime besides a lower rate: Bun, and on Deno, when V8's young generation
  * is not capped yet (no relaunch: permissions narrower than `-A`), the flag that caps it.
  */
@@ -43,9 +55,9 @@ export function runtimeAdvice(): string {
   } catch {
     flags = undefined; // not set by our relaunch either way (it needs every permission)
   }
-  return /semi[-_]space/.test(flags ?? "")
+  return sizesYoungGeneration(flags)
     ? bun
-    : `start Deno with --v8-flags=--max-semi-space-size=8, or ${bun}`;
+    : `start Deno with --v8-flags=${DENO_YOUNG_GENERATION_CAP}, or ${bun}`;
 }
 
 /** Share of the rate below which the sending itself fell behind (slots lost to stalls). */
