@@ -1,11 +1,12 @@
 /**
  * Helpers for the process-lifecycle tests: raw HTTP over a socket (to send the `Host`, `Origin`
- * and `Content-Length` a browser or an attacker would), waiting for a child's output, and
- * checking whether a pid or a port is still alive.
+ * and `Content-Length` a browser or an attacker would), waiting for a child's output,
+ * checking whether a pid or a port is still alive, and running a script under Deno or Bun.
  * @module
  */
 import * as fs from "node:fs";
 import * as net from "node:net";
+import * as path from "node:path";
 import process from "node:process";
 
 /** What came back to a raw HTTP request. */
@@ -114,4 +115,42 @@ export function listening(port: number): Promise<boolean> {
     });
     socket.on("error", () => resolve(false));
   });
+}
+
+/** What {@linkcode runScript} saw of its child. */
+export interface ScriptResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+/**
+ * Runs `script` (TypeScript; it may import the project's files by absolute path) in a child
+ * under the npm-installed Deno (`deno eval`) or Bun (`bun -e`), and waits for it. The child gets
+ * this process's environment, no update check and no colour, then `env` (a name set to
+ * undefined is left out). It is killed after `timeoutMs`, so a child that would never exit
+ * fails the test instead of hanging it.
+ */
+export async function runScript(
+  runtime: "deno" | "bun",
+  script: string,
+  options: { env?: Record<string, string | undefined>; timeoutMs?: number } = {},
+): Promise<ScriptResult> {
+  const bin = path.resolve(import.meta.dir, "..", "node_modules", ".bin", runtime);
+  const merged = { ...process.env, DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1", ...options.env };
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(merged)) if (v !== undefined) env[k] = v;
+  const child = Bun.spawn(runtime === "deno" ? [bin, "eval", script] : [bin, "-e", script], {
+    env,
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const timer = setTimeout(() => child.kill(), options.timeoutMs ?? 20_000);
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+    child.exited,
+  ]);
+  clearTimeout(timer);
+  return { stdout, stderr, code };
 }

@@ -4,6 +4,7 @@ import { expect, test } from "bun:test";
 import * as path from "node:path";
 import { systemClock } from "../src/clock.ts";
 import { ROOT } from "./_cli.ts";
+import { runScript } from "./_processes.ts";
 
 const nextTurn = systemClock.nextTurn!;
 
@@ -51,17 +52,8 @@ for (const runtime of ["deno", "bun"] as const) {
       for (let i = 0; i < 1000; i++) await new Promise((r) => systemClock.nextTurn(r));
       console.log("done");
     `;
-    const bin = path.join(ROOT, "node_modules/.bin", runtime);
-    const argv = runtime === "deno" ? [bin, "eval", script] : [bin, "-e", script];
-    const child = Bun.spawn(argv, {
-      env: { ...process.env, DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    // Generous: an open MessagePort would keep it alive for ever, not for seconds.
-    const timer = setTimeout(() => child.kill(), 20_000);
-    const [stdout, code] = await Promise.all([new Response(child.stdout).text(), child.exited]);
-    clearTimeout(timer);
+    // Killed after a generous 20 s: an open MessagePort would keep it alive for ever.
+    const { stdout, code } = await runScript(runtime, script, { timeoutMs: 20_000 });
     expect(stdout.trim()).toBe("done");
     expect(code).toBe(0);
   }, 30_000);

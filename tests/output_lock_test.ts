@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { acquireOutputLock, processStart } from "../src/cli/output_lock.ts";
 import { cliHarness, readJsonl, ROOT } from "./_cli.ts";
-import { alive, childrenOf, waitFor } from "./_processes.ts";
+import { alive, childrenOf, runScript, waitFor } from "./_processes.ts";
 
 let dir: string;
 beforeAll(() => {
@@ -155,16 +155,7 @@ test("under Deno the heartbeat rewrites the lock in place, and release removes i
     lock.release();
     console.log(JSON.stringify({ exists: fs.existsSync(lock.path) }));
   `;
-  const child = Bun.spawn([path.join(ROOT, "node_modules/.bin/deno"), "eval", script], {
-    env: { ...process.env, DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(child.stdout).text(),
-    new Response(child.stderr).text(),
-    child.exited,
-  ]);
+  const { stdout, stderr, code } = await runScript("deno", script);
   expect(stderr).toBe("");
   expect(code).toBe(0);
   const [beat, after] = stdout.trim().split("\n").map((l) => JSON.parse(l));

@@ -9,6 +9,7 @@ import {
 } from "../src/cli/rate_check.ts";
 import * as path from "node:path";
 import { ROOT } from "./_cli.ts";
+import { runScript } from "./_processes.ts";
 
 const lag = (meanMs: number, maxMs: number) => ({ samples: 100, meanMs, maxMs, spanMs: 2000 });
 
@@ -103,20 +104,12 @@ test(
     import { runtimeAdvice } from ${JSON.stringify(path.join(ROOT, "src/cli/rate_check.ts"))};
     console.log(runtimeAdvice());
   `;
-    const deno = async (env: Record<string, string>) => {
-      const { DENO_V8_FLAGS: _, ...rest } = process.env;
-      const child = Bun.spawn([path.join(ROOT, "node_modules/.bin/deno"), "eval", script], {
-        env: { ...rest, DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1", ...env },
-        stdout: "pipe",
-        stderr: "pipe",
-      });
-      const [out] = await Promise.all([new Response(child.stdout).text(), child.exited]);
-      return out.trim();
-    };
-    expect(await deno({})).toBe(
+    const deno = async (flags: string | undefined) =>
+      (await runScript("deno", script, { env: { DENO_V8_FLAGS: flags } })).stdout.trim();
+    expect(await deno(undefined)).toBe(
       "start Deno with --v8-flags=--max-semi-space-size=8, or run it with Bun",
     );
-    expect(await deno({ DENO_V8_FLAGS: "--max-semi-space-size=8" })).toBe("run it with Bun");
+    expect(await deno("--max-semi-space-size=8")).toBe("run it with Bun");
   },
   30_000,
 );
