@@ -3,7 +3,8 @@
  *
  * For each rate R, several strategies send N small OpenAI chat requests to the mock provider
  * (`tests/mocks/mock_provider.ts`, in its own process, answering after `--latency` ms), and the mock
- * measures what arrived: achieved rate `(count - 1) / (last - first)` and the most arrivals in
+ * measures what arrived from the second arrival on (`ours` sends its first request alone and
+ * waits for its answer): achieved rate `(count - 1) / (last - first)` and the most arrivals in
  * any sliding 1 s window. Strategies:
  *
  * - `ours`: `runRealtime` end to end (parse, `Scheduler`, fire-and-forget, the OpenAI adapter);
@@ -79,19 +80,13 @@ const STRATEGIES = ["ours", "semaphore", "sleep", "bottleneck", "p-throttle", "p
 type Strategy = (typeof STRATEGIES)[number];
 const DEFAULT_STRATEGIES = "ours,semaphore,sleep,bottleneck,p-throttle";
 
-interface MockStats {
-  count: number;
-  maxPerWindow: number;
-  firstMs: number;
-  lastMs: number;
-}
-
 interface Row {
   rate: number;
   strategy: Strategy;
   requests: number;
-  stats: MockStats;
+  /** At the mock, from the second arrival: see {@linkcode wireStats}. */
   achieved: number;
+  maxWindow: number;
   /** Send times in this process: rate and window before the network and the server. */
   clientRate: number;
   clientWindow: number;
@@ -238,7 +233,7 @@ function positive(name: string, text: string): number {
 /** Within 1 % of R, and no sliding 1 s window above ceil(R) + 1. */
 function holds(row: Row): boolean {
   return Math.abs(row.achieved / row.rate - 1) <= 0.01 &&
-    row.stats.maxPerWindow <= Math.ceil(row.rate) + 1;
+    row.maxWindow <= Math.ceil(row.rate) + 1;
 }
 
 function tableRows(rows: Row[]): string[][] {
@@ -248,7 +243,7 @@ function tableRows(rows: Row[]): string[][] {
     String(r.requests),
     fmt(r.achieved, 2),
     fmt(r.achieved / r.rate, 3),
-    String(r.stats.maxPerWindow),
+    String(r.maxWindow),
     fmt(r.clientRate / r.rate, 3),
     String(r.clientWindow),
     `${fmt(r.wallMs / 1000, 1)} s`,
@@ -325,7 +320,6 @@ async function main(): Promise<void> {
     "0",
     "--latency",
     String(latency),
-    "--no-record",
   ]);
   log(`mock provider (${mockRuntime}) at ${mock.url}, latency ${latency} ms`);
   const rows: Row[] = [];
@@ -339,25 +333,29 @@ async function main(): Promise<void> {
         const t0 = performance.now();
         const errors = await runStrategy(strategy, rate, n, mock.url, times);
         const wallMs = performance.now() - t0;
-        const stats = await mockJson<MockStats>(`${mock.url}/__mock/stats`);
-        const span = stats.lastMs - stats.firstMs;
-        const achieved = stats.count > 1 && span > 0 ? ((stats.count - 1) * 1000) / span : 0;
-        const clientSpan = times.length > 1 ? times[times.length - 1] - times[0] : 0;
+        // From the second arrival, as at the wire: `ours` sends its first request alone and
+        // waits for the answer (the first-answers gate), which is not a rate.
+        const { arrivals } = await mockJson<{ arrivals: { t: number }[] }>(
+          `${mock.url}/__mock/arrivals`,
+        );
+        const stats = wireStats(arrivals.map((a) => a.t));
+        const sent = times.slice(1);
+        const clientSpan = sent.length > 1 ? sent[sent.length - 1] - sent[0] : 0;
         const row: Row = {
           rate,
           strategy,
           requests: stats.count,
-          stats,
-          achieved,
-          clientRate: clientSpan > 0 ? ((times.length - 1) * 1000) / clientSpan : 0,
-          clientWindow: maxPerWindow(times),
+          achieved: stats.achieved,
+          maxWindow: stats.maxWindow,
+          clientRate: clientSpan > 0 ? ((sent.length - 1) * 1000) / clientSpan : 0,
+          clientWindow: maxPerWindow(sent),
           wallMs,
           errors,
         };
         rows.push(row);
         log(
-          `R=${rate} ${strategy}: ${stats.count}/${n} arrived, ${fmt(achieved, 2)} req/s ` +
-            `(×${fmt(achieved / rate, 3)}), max/1s ${stats.maxPerWindow}; client ` +
+          `R=${rate} ${strategy}: ${stats.count}/${n} arrived, ${fmt(row.achieved, 2)} req/s ` +
+            `(×${fmt(row.achieved / rate, 3)}), max/1s ${row.maxWindow}; client ` +
             `×${fmt(row.clientRate / rate, 3)}, max/1s ${row.clientWindow}; ` +
             `${fmt(wallMs / 1000, 1)} s, ${errors} errors`,
         );
@@ -383,8 +381,9 @@ async function main(): Promise<void> {
       `- command: \`${command}\``,
       `- code: ${code}`,
       `- mock latency ${latency} ms; N = max(${seconds} × R, ${minRequests}) requests per row;` +
-      ` measured at the mock: achieved = (count − 1) / (last − first arrival),` +
-      ` window = most arrivals in any sliding [t, t + 1 s); total ${fmt(totalS, 0)} s`,
+      ` measured at the mock from the 2nd arrival (ours sends the 1st alone and waits for its` +
+      ` answer): achieved = (arrivals − 1) / span, window = most arrivals in any sliding` +
+      ` [t, t + 1 s); client columns likewise from the 2nd send; total ${fmt(totalS, 0)} s`,
       "",
       table,
       "",

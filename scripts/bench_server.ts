@@ -50,7 +50,7 @@ import * as path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { Scheduler } from "../src/scheduler.ts";
-import { maxPerWindow } from "../tests/mocks/mock_provider.ts";
+import { type Arrival, maxPerWindow, type MockStats } from "../tests/mocks/mock_provider.ts";
 import {
   currentRuntime,
   ensureBunMaxHttpRequests,
@@ -183,21 +183,6 @@ function deadline<T>(ms: number, what: string, work: Promise<T>): Promise<T> {
 
 // ---------------------------------------------------------------------------------------------
 // the mock
-
-interface MockStats {
-  count: number;
-  maxPerWindow: number;
-  firstMs: number;
-  lastMs: number;
-  rate: number;
-  accepted: number;
-  rejected429: number;
-}
-
-interface Arrival {
-  t: number;
-  status: number;
-}
 
 async function mockGet<T>(mock: MockServer, route: string): Promise<T> {
   const res = await fetch(`${mock.url}/__mock/${route}`);
