@@ -17,7 +17,8 @@ import { createGeminiProvider } from "../src/providers/gemini/realtime.ts";
 import { classifyOpenAI, openAIResponse } from "../src/providers/openai/classify.ts";
 import { createOpenAIProvider } from "../src/providers/openai/realtime.ts";
 import { adaptOpenAIBody, isReasoningModel } from "../src/providers/openai/params.ts";
-import { redact } from "../src/providers/http.ts";
+import { fetchPost, type HttpPost, redact } from "../src/providers/http.ts";
+import { nodeHttpPost } from "../src/adapter/node_http_post.ts";
 import { saysQuotaSpent } from "../src/_rate_controller.ts";
 import { parseTokenLimit } from "../src/token_limit.ts";
 
@@ -423,4 +424,67 @@ test("token 429s of the real bodies: OpenAI's TPM message is read, its RPM one a
   expect(parseTokenLimit(await failureOf(byName("openai/error_rate_limit_rpm.json"))))
     .toBeUndefined();
   expect(parseTokenLimit(await failureOf(byName("gemini/error_no_detail.json")))).toBeUndefined();
+});
+
+test("every real answer and error reads the same through each sender the CLI uses, over a socket", async () => {
+  // The fixtures served for real on 127.0.0.1 (the first path segment picks one), read through
+  // ky over fetch (Bun), fetchPost (Deno) and nodeHttpPost (Node): the wire must not change them.
+  const server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    fetch: (req) => {
+      const f = ALL[Number(new URL(req.url).pathname.split("/")[1])];
+      const text = typeof f.body === "string" ? f.body : JSON.stringify(f.body);
+      return new Response(text, {
+        status: f.status,
+        headers: { "content-type": "application/json", ...f.headers },
+      });
+    },
+  });
+  const key = `test-key-${crypto.randomUUID()}`;
+  const pick = ({ status, kind, code, retryable, retryAfterMs }: FailureInfo) => ({
+    status,
+    kind,
+    code,
+    retryable,
+    retryAfterMs,
+  });
+  const senders: [string, HttpPost | undefined][] = [
+    ["ky", undefined],
+    ["fetchPost", fetchPost()],
+    ["nodeHttpPost", nodeHttpPost()],
+  ];
+  try {
+    for (const [sender, post] of senders) {
+      for (const [i, f] of ALL.entries()) {
+        const baseUrl = `http://127.0.0.1:${server.port}/${i}/v1`;
+        const provider = f.provider === "gemini"
+          ? createGeminiProvider({ apiKey: key, baseUrl, post })
+          : createOpenAIProvider({ apiKey: key, baseUrl, post });
+        const line = f.name.includes("responses")
+          ? item({ custom_id: "c", url: "/v1/responses", body: { model: "m", input: "hi" } })
+          : SIMPLE;
+        const seen = await provider.send(line).then(
+          (r) => ({ text: r.text, finishReason: r.finishReason }),
+          (e) => isProviderError(e) ? pick(e.info) : e,
+        );
+        const label = [sender, f.name];
+        if (f.status === 200 && f.expect.noText === undefined) {
+          expect([...label, seen]).toEqual([...label, {
+            text: f.expect.text,
+            finishReason: f.expect.finishReason,
+          }]);
+        } else if (f.status === 200) {
+          expect([...label, (seen as FailureInfo).code]).toEqual([...label, f.expect.noText]);
+        } else {
+          // What the classifier makes of the fixture itself, headers (retry hints) included.
+          const classify = f.provider === "gemini" ? classifyGemini : classifyOpenAI;
+          const direct = pick(classify(f.status, f.body, new Headers(f.headers)));
+          expect([...label, seen]).toEqual([...label, direct]);
+        }
+      }
+    }
+  } finally {
+    server.stop(true);
+  }
 });
