@@ -475,7 +475,10 @@ test("every real answer and error reads the same through each sender the CLI use
             finishReason: f.expect.finishReason,
           }]);
         } else if (f.status === 200) {
-          expect([...label, (seen as FailureInfo).code]).toEqual([...label, f.expect.noText]);
+          expect([...label, (seen as FailureInfo).code] as unknown[]).toEqual([
+            ...label,
+            f.expect.noText,
+          ]);
         } else {
           // What the classifier makes of the fixture itself, headers (retry hints) included.
           const classify = f.provider === "gemini" ? classifyGemini : classifyOpenAI;
